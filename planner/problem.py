@@ -1,0 +1,203 @@
+"""The placement problem every solver reads, and the typed result every solver returns.
+
+A solver's answer is a multiset of GPU *patterns*: what one GPU (or one tensor-parallel
+group of GPUs) of a type runs, with how many GPUs/groups run it. A dedicated replica
+is a pattern with one member; a shared GPU is a pattern with several. Turning patterns
+into concrete GPU ids, nodes and routing is `planner.plan.extract_plan`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+import pandas as pd
+
+from planner.capacity import Option, build_candidates, capacity_rps, model_options, worst_latency_ms
+from planner.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class GpuTypeInfo:
+    name: str
+    memory_gib: float
+    cost_per_hour_usd: float
+    count: int | None  # None: unlimited
+    gpus_per_node: int
+
+    def node_sizes(self) -> list[int] | None:
+        """GPUs in each node (full nodes, then one partial), or None when unlimited."""
+        if self.count is None:
+            return None
+        full, rest = divmod(self.count, self.gpus_per_node)
+        return [self.gpus_per_node] * full + ([rest] if rest else [])
+
+    def group_slots(self, degree: int) -> int | None:
+        """GPUs usable by groups of `degree` or larger, given the node sizes (None: unlimited).
+
+        With power-of-two degrees, groups of sizes >= d fit in the nodes if and only if
+        their GPUs add up to at most d * sum(floor(node / d)) for every d.
+        """
+        sizes = self.node_sizes()
+        if sizes is None:
+            return None
+        return degree * sum(size // degree for size in sizes)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    memory_gib: float
+    slo_ms: float
+    demand_rps: float
+    priority: float
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class PlacementProblem:
+    """Everything a solver needs, read-only. Built by `build_problem`."""
+
+    scenario_name: str
+    objective: str  # "min_cost" | "max_throughput"
+    budget_usd_per_hour: float | None
+    max_utilization: float
+    fairness: bool
+    gpu_types: tuple[GpuTypeInfo, ...]
+    models: tuple[ModelInfo, ...]
+    candidates: pd.DataFrame = field(compare=False, repr=False)
+
+    def gpu_type(self, name: str) -> GpuTypeInfo:
+        return next(g for g in self.gpu_types if g.name == name)
+
+    def model(self, name: str) -> ModelInfo:
+        return next(m for m in self.models if m.name == name)
+
+    @property
+    def demanded_models(self) -> tuple[ModelInfo, ...]:
+        return tuple(m for m in self.models if m.demand_rps > 0)
+
+
+def build_problem(scenario: Scenario, candidates: pd.DataFrame | None = None) -> PlacementProblem:
+    if candidates is None:
+        candidates = build_candidates(scenario)
+    demand = scenario.demand_rps()
+    gpu_types = tuple(
+        GpuTypeInfo(g.name, g.memory_gib, g.cost_per_hour_usd, g.count, g.gpus_per_node) for g in scenario.gpu_types
+    )
+    models = tuple(
+        ModelInfo(m.name, m.memory_gib, m.slo_ms, demand.get(m.name, 0.0), m.priority, tuple(model_options(scenario, m)))
+        for m in scenario.models
+    )
+    return PlacementProblem(
+        scenario_name=scenario.name,
+        objective=scenario.objective,
+        budget_usd_per_hour=scenario.budget_usd_per_hour,
+        max_utilization=scenario.max_utilization,
+        fairness=scenario.fairness and scenario.objective == "max_throughput",
+        gpu_types=gpu_types,
+        models=models,
+        candidates=candidates,
+    )
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, order=True)
+class Member:
+    """One model's slot in a pattern: it runs batches of `batch_size`, each taking `batch_ms`."""
+
+    model: str
+    batch_size: int
+    batch_ms: float
+
+
+@dataclass(frozen=True, order=True)
+class Pattern:
+    """What one GPU, or one tensor-parallel group of `tensor_parallel` GPUs, runs.
+
+    Members take turns (round robin), one batch each per cycle. A tensor-parallel
+    group always has exactly one member.
+    """
+
+    gpu_type: str
+    tensor_parallel: int
+    members: tuple[Member, ...]
+
+    @property
+    def cycle_ms(self) -> float:
+        return sum(m.batch_ms for m in self.members)
+
+    def capacity_rps(self, member: Member) -> float:
+        """Full-load rate of a member: one batch per cycle."""
+        return capacity_rps(member.batch_size, self.cycle_ms)
+
+    def latency_ms(self, member: Member) -> float:
+        return worst_latency_ms(self.cycle_ms, member.batch_ms)
+
+
+@dataclass(frozen=True)
+class PatternCount:
+    pattern: Pattern
+    count: int  # GPUs (or TP groups) running the pattern
+
+
+class SolveStatus(str, Enum):
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    TIME_LIMIT = "time_limit"
+    INFEASIBLE = "infeasible"
+
+
+@dataclass(frozen=True)
+class SolveSettings:
+    time_limit_s: float = 60.0
+    seed: int = 0
+    threads: int = 1
+    gap_target: float = 1e-4  # relative gap at which a solve may stop and call itself optimal
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """What a solver returns. `bound` is proven: a lower bound on cost (min_cost) or an
+    upper bound on served (weighted) req/s (max_throughput)."""
+
+    solver: str
+    status: SolveStatus
+    objective: str
+    value: float
+    bound: float
+    patterns: tuple[PatternCount, ...]
+    served_rps: dict[str, float]
+    wall_s: float
+    message: str = ""
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        return relative_gap(self.value, self.bound)
+
+
+def relative_gap(value: float, bound: float) -> float:
+    if not (math.isfinite(value) and math.isfinite(bound)):
+        return math.inf
+    return abs(value - bound) / max(abs(value), 1e-9)
+
+
+def pattern_cost(problem: PlacementProblem, pattern: Pattern) -> float:
+    return problem.gpu_type(pattern.gpu_type).cost_per_hour_usd * pattern.tensor_parallel
+
+
+def patterns_cost(problem: PlacementProblem, patterns: tuple[PatternCount, ...]) -> float:
+    return sum(pattern_cost(problem, pc.pattern) * pc.count for pc in patterns)
+
+
+def planned_capacity_rps(problem: PlacementProblem, patterns: tuple[PatternCount, ...]) -> dict[str, float]:
+    """max_utilization x full-load capacity, summed per model."""
+    total = {m.name: 0.0 for m in problem.models}
+    for pc in patterns:
+        for member in pc.pattern.members:
+            total[member.model] += problem.max_utilization * pc.pattern.capacity_rps(member) * pc.count
+    return total

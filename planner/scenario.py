@@ -1,0 +1,273 @@
+"""The scenario schema (`format: scenario/v1`, see CONTRACT.md) and its loader.
+
+Every field carries its unit in its name and a description; `planner validate` and the
+docs print these. The schema checks one field at a time; what needs several fields
+(a profile naming an unknown GPU type, ...) lives in `planner.checks`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from planner.errors import ScenarioError, ScenarioErrors
+
+SCENARIO_FORMAT = "scenario/v1"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+NAME_HELP = "use 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
+TENSOR_PARALLEL_DEGREES = (1, 2, 4, 8)
+MAX_BATCH_LIMIT = 4096
+
+# Upper limits keep every scaled integer in the solvers far from overflow.
+MAX_MEMORY_GIB = 1.0e5
+MAX_COST_PER_HOUR_USD = 1.0e5
+MAX_RATE_RPS = 1.0e8
+MAX_MS = 1.0e7
+MAX_GPU_COUNT = 1_000_000
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="identifier; " + NAME_HELP)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class GpuType(_Strict):
+    """One kind of GPU in the inventory."""
+
+    name: Name
+    memory_gib: float = Field(gt=0, le=MAX_MEMORY_GIB, description="usable memory of one GPU, GiB")
+    cost_per_hour_usd: float = Field(
+        ge=0, le=MAX_COST_PER_HOUR_USD, description="price of one GPU for one hour, USD"
+    )
+    count: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_GPU_COUNT,
+        description="GPUs of this type available; omitted means as many as needed",
+    )
+    gpus_per_node: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="GPUs per machine; tensor-parallel groups stay inside one machine",
+    )
+
+
+class Profile(_Strict):
+    """Time to run ONE batch on one GPU type.
+
+    Either `base_ms + per_item_ms * b` for b up to `max_batch`, or measured points
+    `batch_ms: {b: ms}` interpolated linearly (below the first point: the first
+    point's time; the last point is the largest batch). `tp: {degree: profile}` gives
+    the time of a tensor-parallel replica of that many GPUs; without it a replica at any
+    allowed degree is assumed to take the degree-1 time (no speed-up assumed).
+    """
+
+    base_ms: float | None = Field(default=None, ge=0, le=MAX_MS, description="fixed time per batch, ms")
+    per_item_ms: float | None = Field(
+        default=None, ge=0, le=MAX_MS, description="added time per request in the batch, ms"
+    )
+    max_batch: int | None = Field(
+        default=None, ge=1, le=MAX_BATCH_LIMIT, description="largest batch the replica runs"
+    )
+    batch_ms: dict[int, Annotated[float, Field(gt=0, le=MAX_MS)]] | None = Field(
+        default=None, description="measured batch time in ms per batch size"
+    )
+    tp: dict[int, Profile] | None = Field(
+        default=None, description="profile per tensor-parallel degree (GPUs per replica)"
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Profile:
+        linear = (self.base_ms, self.per_item_ms, self.max_batch)
+        has_linear = any(v is not None for v in linear)
+        if has_linear and self.batch_ms is not None:
+            raise ValueError("give either base_ms/per_item_ms/max_batch or batch_ms, not both")
+        if has_linear and any(v is None for v in linear):
+            raise ValueError("a linear profile needs all of base_ms, per_item_ms and max_batch")
+        if has_linear and (self.base_ms or 0) + (self.per_item_ms or 0) <= 0:
+            raise ValueError("base_ms + per_item_ms must be positive (a batch takes time)")
+        if self.batch_ms is not None:
+            if not self.batch_ms:
+                raise ValueError("batch_ms needs at least one point {batch_size: ms}")
+            bad = [b for b in self.batch_ms if b < 1 or b > MAX_BATCH_LIMIT]
+            if bad:
+                raise ValueError(f"batch sizes in batch_ms must be 1..{MAX_BATCH_LIMIT}, got {bad}")
+        if not has_linear and self.batch_ms is None and not self.tp:
+            raise ValueError("a profile needs base_ms/per_item_ms/max_batch, batch_ms, or tp")
+        if self.tp:
+            for degree, sub in self.tp.items():
+                if degree not in TENSOR_PARALLEL_DEGREES:
+                    raise ValueError(f"tp degree {degree} not in {list(TENSOR_PARALLEL_DEGREES)}")
+                if sub.tp:
+                    raise ValueError("a tp profile cannot nest another tp")
+        return self
+
+    @property
+    def has_own_timing(self) -> bool:
+        return self.batch_ms is not None or self.base_ms is not None
+
+    def for_degree(self, degree: int) -> Profile | None:
+        """The profile that times a replica of `degree` GPUs, or None if none applies."""
+        if self.tp and degree in self.tp:
+            return self.tp[degree]
+        return self if self.has_own_timing else None
+
+
+class ModelSpec(_Strict):
+    """An ML model to serve (a "model card" in the scenario)."""
+
+    name: Name
+    memory_gib: float = Field(
+        gt=0, le=MAX_MEMORY_GIB, description="one replica's footprint (weights+runtime+activations), GiB"
+    )
+    slo_ms: float = Field(gt=0, le=MAX_MS, description="latency target of a request, queueing included, ms")
+    tensor_parallel: list[int] = Field(
+        default_factory=lambda: [1], description="allowed GPUs per replica, from 1, 2, 4, 8"
+    )
+    priority: float = Field(
+        default=1.0, gt=0, le=1e6, description="weight of this model's served req/s in max_throughput"
+    )
+    profiles: dict[str, Profile] = Field(description="batch time per GPU type the model may use")
+
+    @field_validator("tensor_parallel")
+    @classmethod
+    def _degrees(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("tensor_parallel needs at least one degree, e.g. [1]")
+        bad = [d for d in value if d not in TENSOR_PARALLEL_DEGREES]
+        if bad:
+            raise ValueError(f"degrees {bad} not allowed; use values from {list(TENSOR_PARALLEL_DEGREES)}")
+        return sorted(set(value))
+
+
+class Demand(_Strict):
+    """The request forecast for one model."""
+
+    model: Name
+    rate_rps: float = Field(ge=0, le=MAX_RATE_RPS, description="mean arrival rate, requests per second")
+    cv: float = Field(default=1.0, ge=0, le=100, description="coefficient of variation of inter-arrival times (1 = Poisson)")
+
+
+class Scenario(_Strict):
+    """A placement question: inventory, models, forecast, objective."""
+
+    format: Literal["scenario/v1"] = Field(default=SCENARIO_FORMAT, description="schema version")
+    name: Name
+    objective: Literal["min_cost", "max_throughput"] = Field(
+        default="min_cost", description="min_cost: serve all demand cheapest; max_throughput: serve most within budget"
+    )
+    budget_usd_per_hour: float | None = Field(
+        default=None, gt=0, le=1e9, description="spend limit for the whole plan, USD per hour"
+    )
+    max_utilization: float = Field(
+        default=0.8, gt=0, le=1.0, description="planned busy share of any GPU (head-room for bursts)"
+    )
+    fairness: bool = Field(
+        default=False,
+        description="max_throughput only: maximise the smallest served share of demand first",
+    )
+    gpu_types: list[GpuType] = Field(min_length=1, description="the GPU inventory")
+    models: list[ModelSpec] = Field(min_length=1, description="models to place")
+    demand: list[Demand] = Field(default_factory=list, description="request forecast per model")
+
+    def gpu_type(self, name: str) -> GpuType:
+        return next(g for g in self.gpu_types if g.name == name)
+
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.models if m.name == name)
+
+    def demand_rps(self) -> dict[str, float]:
+        """Total demand per model (every model, 0 where none is forecast)."""
+        rates = {m.name: 0.0 for m in self.models}
+        for d in self.demand:
+            rates[d.model] = rates.get(d.model, 0.0) + d.rate_rps
+        return rates
+
+
+# --------------------------------------------------------------------------- loading
+
+_FIXES = {
+    "missing": "add the field",
+    "extra_forbidden": "remove it or check its spelling (see docs/scenario.md)",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a larger value",
+    "less_than_equal": "use a smaller value",
+    "finite_number": "use a finite number",
+    "string_pattern_mismatch": NAME_HELP,
+    "literal_error": "use one of the listed values",
+    "int_parsing": "use a whole number",
+    "int_from_float": "use a whole number",
+    "float_parsing": "use a number",
+    "too_short": "give at least one entry",
+}
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text or "(top level)"
+
+
+def errors_from_validation(exc: ValidationError) -> ScenarioErrors:
+    found = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p not in ("function-after[_one_form()]",))
+        message = err["msg"].removeprefix("Value error, ")
+        fix = _FIXES.get(err["type"], "see docs/scenario.md for the field's meaning and unit")
+        found.append(ScenarioError(_location(loc), message, fix))
+    return ScenarioErrors(found)
+
+
+def parse_scenario_text(text: str, source: str = "<scenario>") -> Scenario:
+    """Parse YAML or JSON text into a Scenario; raises ScenarioError(s) naming the field."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(where, f"not valid YAML/JSON ({problem})", "fix the syntax at that line") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(source, "the scenario must be a mapping of fields", "start from scenarios/quickstart.yaml")
+    if "format" in raw and raw["format"] != SCENARIO_FORMAT:
+        raise ScenarioError("format", f"unsupported format {raw['format']!r}", f"use format: {SCENARIO_FORMAT}")
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise errors_from_validation(exc) from None
+    except RecursionError:
+        raise ScenarioError(source, "the scenario is nested too deeply", "flatten it") from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario file (YAML or JSON)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(str(path), "no such file", "check the path")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), f"cannot read the file ({exc})", "save it as UTF-8 text") from None
+    if path.suffix.lower() == ".json":
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(
+                f"{path}:{exc.lineno}:{exc.colno}", f"not valid JSON ({exc.msg})", "fix the syntax at that line"
+            ) from None
+    return parse_scenario_text(text, str(path))
+
+
+def is_finite_number(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -1,0 +1,1 @@
+"""Formulations and solver backends behind one interface (`solvers.registry`)."""

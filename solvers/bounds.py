@@ -1,0 +1,28 @@
+"""Cheap proven bounds that hold for every plan, used by heuristics that prove nothing better."""
+
+from __future__ import annotations
+
+import math
+
+from planner.problem import PlacementProblem
+
+
+def fluid_cost_bound(problem: PlacementProblem) -> float:
+    """Lower bound on min_cost: each model's demand at the cheapest $/planned-req/s of any option.
+
+    Sharing a GPU never beats a dedicated replica at its best batch in $/req/s (a member's
+    share of a cycle serves no more per GPU-second than the model alone), and inventory
+    only adds constraints, so no plan costs less.
+    """
+    total = 0.0
+    for info in problem.demanded_models:
+        rows = problem.candidates[problem.candidates.model == info.name]
+        if rows.empty:
+            return math.nan
+        total += info.demand_rps * float((rows.cost_per_hour_usd / rows.planned_rps).min())
+    return total
+
+
+def throughput_upper_bound(problem: PlacementProblem) -> float:
+    """Upper bound on max_throughput: every model fully served (weighted)."""
+    return sum(m.priority * m.demand_rps for m in problem.demanded_models)

@@ -1,0 +1,26 @@
+"""The explicit solver registry: to add a solver, write one module and add one line here."""
+
+from __future__ import annotations
+
+from planner.errors import UsageError
+from solvers.base import Solver
+from solvers.greedy_type import GreedyTypeLevel
+from solvers.typelevel_cpsat import TypeLevelCpSat
+
+SOLVERS: dict[str, type] = {
+    "cpsat-type": TypeLevelCpSat,
+    "greedy-type": GreedyTypeLevel,
+}
+DEFAULT_SOLVER = "cpsat-type"
+
+
+def get_solver(name: str) -> Solver:
+    if name == "auto":
+        name = DEFAULT_SOLVER
+    if name not in SOLVERS:
+        raise UsageError(f"--solver: unknown solver {name!r}\n  fix: use one of {', '.join(['auto', *SOLVERS])}")
+    return SOLVERS[name]()
+
+
+def solver_names() -> list[str]:
+    return ["auto", *SOLVERS]
