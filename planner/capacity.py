@@ -35,6 +35,11 @@ def worst_latency_ms(cycle_ms: float, own_batch_ms: float) -> float:
     return cycle_ms + own_batch_ms
 
 
+def shared_batch_ms(alone_ms: float, members: int, interference_factor: float) -> float:
+    """Batch time of a member on a GPU with `members` models: slowed by interference when shared."""
+    return alone_ms * (interference_factor if members > 1 else 1.0)
+
+
 def capacity_rps(batch_size: int, cycle_ms: float) -> float:
     """Requests per second a member with batches of `batch_size` gets from a cycle of `cycle_ms`."""
     return 1000.0 * batch_size / cycle_ms

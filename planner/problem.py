@@ -25,6 +25,7 @@ class GpuTypeInfo:
     cost_per_hour_usd: float
     count: int | None  # None: unlimited
     gpus_per_node: int
+    interference_factor: float = 1.0
 
     def node_sizes(self) -> list[int] | None:
         """GPUs in each node (full nodes, then one partial), or None when unlimited."""
@@ -84,7 +85,7 @@ def build_problem(scenario: Scenario, candidates: pd.DataFrame | None = None) ->
         candidates = build_candidates(scenario)
     demand = scenario.demand_rps()
     gpu_types = tuple(
-        GpuTypeInfo(g.name, g.memory_gib, g.cost_per_hour_usd, g.count, g.gpus_per_node) for g in scenario.gpu_types
+        GpuTypeInfo(g.name, g.memory_gib, g.cost_per_hour_usd, g.count, g.gpus_per_node, g.interference_factor) for g in scenario.gpu_types
     )
     models = tuple(
         ModelInfo(m.name, m.memory_gib, m.slo_ms, demand.get(m.name, 0.0), m.priority, tuple(model_options(scenario, m)))
@@ -107,7 +108,9 @@ def build_problem(scenario: Scenario, candidates: pd.DataFrame | None = None) ->
 
 @dataclass(frozen=True, order=True)
 class Member:
-    """One model's slot in a pattern: it runs batches of `batch_size`, each taking `batch_ms`."""
+    """One model's slot in a pattern: it runs batches of `batch_size`, each taking `batch_ms`
+    (on a shared GPU: the profile's time x the type's interference_factor, see
+    planner.capacity.shared_batch_ms)."""
 
     model: str
     batch_size: int

@@ -57,6 +57,12 @@ class GpuType(_Strict):
         le=64,
         description="GPUs per machine; tensor-parallel groups stay inside one machine",
     )
+    interference_factor: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=10.0,
+        description="batch times are multiplied by this when two or more models share one GPU (co-location slowdown)",
+    )
 
 
 class Profile(_Strict):

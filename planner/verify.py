@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from planner.capacity import batch_latency_ms, capacity_rps, worst_latency_ms
+from planner.capacity import batch_latency_ms, capacity_rps, shared_batch_ms, worst_latency_ms
 from planner.plan import Plan, PlanGpu
 from planner.scenario import Scenario
 
@@ -88,8 +88,14 @@ def verify_memory(scenario: Scenario, plan: Plan) -> list[str]:
     return out
 
 
+def _member_batch_ms(scenario: Scenario, gpu: PlanGpu, replica) -> float | None:
+    alone = _batch_ms(scenario, replica.model, gpu.type, replica.tensor_parallel, replica.batch_size)
+    factor = next((g.interference_factor for g in scenario.gpu_types if g.name == gpu.type), 1.0)
+    return None if alone is None else shared_batch_ms(alone, len(gpu.replicas), factor)
+
+
 def _cycle_ms(scenario: Scenario, gpu: PlanGpu) -> float | None:
-    times = [_batch_ms(scenario, r.model, gpu.type, r.tensor_parallel, r.batch_size) for r in gpu.replicas]
+    times = [_member_batch_ms(scenario, gpu, r) for r in gpu.replicas]
     return None if any(t is None for t in times) else sum(times)
 
 
@@ -105,7 +111,7 @@ def verify_time_shares_and_latency(scenario: Scenario, plan: Plan) -> list[str]:
             continue
         busy = 0.0
         for r in gpu.replicas:
-            own = _batch_ms(scenario, r.model, gpu.type, r.tensor_parallel, r.batch_size)
+            own = _member_batch_ms(scenario, gpu, r)
             full = capacity_rps(r.batch_size, cycle)
             if not _close_or_below(r.capacity_rps, full):
                 out.append(f"gpu {gpu.id}: {r.model} claims {r.capacity_rps:g} req/s, the cycle allows {full:g}")
