@@ -204,3 +204,15 @@ def planned_capacity_rps(problem: PlacementProblem, patterns: tuple[PatternCount
         for member in pc.pattern.members:
             total[member.model] += problem.max_utilization * pc.pattern.capacity_rps(member) * pc.count
     return total
+
+
+def restrict_to_gpu_types(problem: PlacementProblem, names: set[str]) -> PlacementProblem:
+    """The same problem with only the GPU types in `names` (for single-type baselines)."""
+    from dataclasses import replace
+
+    return replace(
+        problem,
+        gpu_types=tuple(g for g in problem.gpu_types if g.name in names),
+        models=tuple(replace(m, options=tuple(o for o in m.options if o.gpu_type in names)) for m in problem.models),
+        candidates=problem.candidates[problem.candidates.gpu_type.isin(sorted(names))].reset_index(drop=True),
+    )
