@@ -6,10 +6,13 @@ from planner.errors import UsageError
 from solvers.base import Solver
 from solvers.greedy_type import GreedyTypeLevel
 from solvers.typelevel_cpsat import TypeLevelCpSat
+from solvers.enumerate_patterns import EnumeratedPatternsMilp
 
 SOLVERS: dict[str, type] = {
     "cpsat-type": TypeLevelCpSat,
     "greedy-type": GreedyTypeLevel,
+    "one-per-gpu": TypeLevelCpSat,
+    "enum-milp": EnumeratedPatternsMilp,
 }
 DEFAULT_SOLVER = "cpsat-type"
 
