@@ -104,8 +104,12 @@ def check_objective_fields(scenario: Scenario) -> list[Finding]:
 
 
 def check_models_fit(scenario: Scenario) -> list[Finding]:
-    """A demanded model must fit (memory, SLO at batch 1) on at least one GPU type."""
+    """A demanded model must fit (memory, SLO at batch 1) on at least one GPU type.
+
+    GPU counts play no part: a type with too few GPUs is an inventory shortfall, which
+    planner.infeasibility sizes (`+3 L4`) once the solver says there is no plan."""
     known_types = {g.name for g in scenario.gpu_types}
+    scenario = scenario.model_copy(update={"gpu_types": [g.model_copy(update={"count": None}) for g in scenario.gpu_types]})
     demand = scenario.demand_rps()
     found = []
     for i, model in enumerate(scenario.models):

@@ -4,6 +4,7 @@ Domain errors become exit codes in `_run` (0 ok, 1 infeasible, 2 bad input)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from planner.checks import check_scenario
 from planner.errors import EXIT_BAD_INPUT, EXIT_INFEASIBLE, PlannerError
@@ -34,16 +36,45 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+EXIT_INTERNAL = 3  # a bug: never a traceback, never a file left behind (writes are atomic)
+
+
+def _say_error(text: str) -> None:
+    # the text may echo the user's input: print it literally, never as rich markup
+    err.print("[red]error[/red] " + escape(text), highlight=False, markup=True)
+
+
 def _run(job: Callable[[], int]) -> None:
-    """Run a command body; map domain errors to messages and exit codes."""
+    """Run a command body; map domain errors to messages and exit codes.
+
+    0 ok, 1 infeasible, 2 bad input or usage (also unreadable/unwritable paths),
+    3 an internal error: a one-line message asking for a report instead of a traceback.
+    Writes are atomic (planner.atomic), so no exit leaves a partial file.
+    """
     try:
         code = job()
     except PlannerError as exc:
-        err.print(f"[red]error[/red] {exc}", highlight=False, markup=True)
+        _say_error(str(exc))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted; nothing written")
         raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _say_error(f"{where}{exc.strerror or exc}\n  fix: check the path, free space and permissions")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except MemoryError:
+        _say_error("out of memory\n  fix: see docs/limits.md for the sizes the planner handles")
+        raise typer.Exit(EXIT_INTERNAL) from None
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        summary = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        _say_error(f"internal error ({summary})\n  fix: this is a bug; please report it with the scenario "
+                   "and the command (run with PLANNER_DEBUG=1 for the traceback)")
+        if os.environ.get("PLANNER_DEBUG"):
+            raise
+        raise typer.Exit(EXIT_INTERNAL) from None
     raise typer.Exit(code)
 
 
@@ -125,3 +156,4 @@ def main() -> None:  # pragma: no cover
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from planner.commands import simulate as _simulate  # noqa: E402,F401  (registers `planner simulate`)

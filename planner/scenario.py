@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from planner.errors import ScenarioError, ScenarioErrors
 
@@ -35,6 +35,14 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, description="identifier; " + N
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML reads `yes`/`true` as a boolean; pydantic would take it as 1 in a number field."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
+            raise ValueError(f"got {str(value).lower()!r}, a true/false value, where a {info.field_name} is expected")
+        return value
 
 
 class GpuType(_Strict):
@@ -140,7 +148,7 @@ class ModelSpec(_Strict):
     priority: float = Field(
         default=1.0, gt=0, le=1e6, description="weight of this model's served req/s in max_throughput"
     )
-    profiles: dict[str, Profile] = Field(description="batch time per GPU type the model may use")
+    profiles: dict[Name, Profile] = Field(description="batch time per GPU type the model may use")
 
     @field_validator("tensor_parallel")
     @classmethod
@@ -199,20 +207,47 @@ class Scenario(_Strict):
 
 # --------------------------------------------------------------------------- loading
 
+# Limits on what the loader reads (docs/limits.md). They keep a bad or hostile file from
+# exhausting memory or crashing the YAML parser, and are far above any real scenario
+# (a 10,000-model scenario is about 5 MB and 300,000 values).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_VALUES = 5_000_000  # values after expanding YAML aliases (`*name`): stops "billion laughs"
+MAX_DEPTH = 64  # nesting of mappings and lists; the C YAML parser crashes on very deep nesting
+MAX_SHOWN = 60  # characters of a user-given key echoed in a message
+
 _FIXES = {
     "missing": "add the field",
     "extra_forbidden": "remove it or check its spelling (see docs/scenario.md)",
     "greater_than": "use a larger value",
     "greater_than_equal": "use a larger value",
+    "less_than": "use a smaller value",
     "less_than_equal": "use a smaller value",
-    "finite_number": "use a finite number",
+    "finite_number": "use a finite number (not NaN or infinity)",
     "string_pattern_mismatch": NAME_HELP,
+    "string_type": "write a text value (quote it if YAML reads it as a number, date or true/false)",
     "literal_error": "use one of the listed values",
     "int_parsing": "use a whole number",
     "int_from_float": "use a whole number",
+    "int_type": "use a whole number",
     "float_parsing": "use a number",
+    "float_type": "use a number",
+    "bool_type": "use true or false",
+    "bool_parsing": "use true or false",
     "too_short": "give at least one entry",
+    "list_type": "write a list (`- item` lines or `[a, b]`)",
+    "dict_type": "write a mapping (`key: value` lines)",
+    "model_type": "write a mapping (`key: value` lines)",
+    "model_attributes_type": "write a mapping (`key: value` lines)",
+    "value_error": "see docs/scenario.md for the field's meaning and unit",
 }
+
+
+def _shown(part: Any) -> str:
+    """A key from the file as it may be echoed: printable, short."""
+    text = str(part)
+    if not text.isprintable() or any(c in text for c in "[]\\"):
+        text = ascii(text)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -221,33 +256,144 @@ def _location(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + str(part)
+            text += ("." if text else "") + _shown(part)
     return text or "(top level)"
 
 
 def errors_from_validation(exc: ValidationError) -> ScenarioErrors:
     found = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if p not in ("function-after[_one_form()]",))
+        loc = tuple(p for p in err["loc"] if p not in ("function-after[_one_form()]", "[key]"))
         message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch":
+            message = f"{_shown(err['input'])} is not a valid name"
+        elif err["type"] in ("string_type", "float_type", "int_type", "dict_type", "list_type", "model_type"):
+            message = f"{message}, got {_shown(err['input'])}"
+        if "[key]" in err["loc"]:
+            message = f"the key {message}"
         fix = _FIXES.get(err["type"], "see docs/scenario.md for the field's meaning and unit")
         found.append(ScenarioError(_location(loc), message, fix))
     return ScenarioErrors(found)
 
 
-def parse_scenario_text(text: str, source: str = "<scenario>") -> Scenario:
-    """Parse YAML or JSON text into a Scenario; raises ScenarioError(s) naming the field."""
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _ScenarioLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """yaml's safe loader (no Python objects), refusing duplicate keys: YAML keeps the last
+    one silently, so `count: 8` then `count: 0` would plan with 0 GPUs without a word."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    first = seen[key]
+                    raise _DuplicateKey(
+                        None, None,
+                        f"duplicate key {_shown(key)!s} (first at line {first.line + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_yaml_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before composing (the parser streams events
+    without recursion; composing them recurses and can crash the interpreter)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_ScenarioLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise ScenarioError(f"{source}:{mark.line + 1}:{mark.column + 1}",
+                                    f"lists and mappings nested more than {MAX_DEPTH} deep",
+                                    "a scenario is at most a few levels deep; start from scenarios/quickstart.yaml")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _check_size(raw: Any, source: str) -> None:
+    """Count values after alias expansion, without recursion; refuse past MAX_VALUES."""
+    count, stack = 0, [raw]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ScenarioError(source, f"more than {MAX_VALUES:,} values (after expanding YAML aliases)",
+                                "split the scenario, or write repeated parts out instead of using many nested aliases")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _JsonDuplicate(key)
+        out[key] = value
+    return out
+
+
+class _JsonDuplicate(ValueError):
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(key)
+
+
+def _parse_raw(text: str, source: str, as_json: bool) -> Any:
+    if as_json:
+        try:
+            return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(f"{source}:{exc.lineno}:{exc.colno}", f"not valid JSON ({exc.msg})",
+                                "fix the syntax at that line") from None
+        except _JsonDuplicate as exc:
+            raise ScenarioError(source, f"duplicate key {_shown(exc.key)} in a JSON object",
+                                "keep one of them: JSON readers silently keep the last one") from None
+        except (ValueError, RecursionError) as exc:
+            raise ScenarioError(source, f"cannot read a value ({_shown(exc)})", "fix the value") from None
     try:
-        raw = yaml.safe_load(text)
+        _check_yaml_depth(text, source)
+        return yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, _DuplicateKey):
+            raise ScenarioError(where, problem, "keep one of them: YAML would silently keep the last one") from None
         raise ScenarioError(where, f"not valid YAML/JSON ({problem})", "fix the syntax at that line") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # e.g. an integer of thousands of digits, a date out of range
+        raise ScenarioError(source, f"cannot read a value ({_shown(exc)})",
+                            "use ordinary numbers (see docs/limits.md); quote text that YAML may read as a number or date") from None
+
+
+def parse_scenario_text(text: str, source: str = "<scenario>", as_json: bool = False) -> Scenario:
+    """Parse YAML (or JSON) text into a Scenario; raises ScenarioError(s) naming the field."""
+    if "\x00" in text:
+        raise ScenarioError(source, "the file holds binary data (NUL bytes), not YAML/JSON text",
+                            "give the path of a scenario file; start from scenarios/quickstart.yaml")
+    if not text.strip():
+        raise ScenarioError(source, "the file is empty", "start from scenarios/quickstart.yaml")
+    raw = _parse_raw(text, source, as_json)
+    if raw is None:
+        raise ScenarioError(source, "the file holds no scenario (only comments or `---`)",
+                            "start from scenarios/quickstart.yaml")
     if not isinstance(raw, dict):
-        raise ScenarioError(source, "the scenario must be a mapping of fields", "start from scenarios/quickstart.yaml")
+        raise ScenarioError(source, f"the scenario must be a mapping of fields, not a {type(raw).__name__}",
+                            "start from scenarios/quickstart.yaml (`format: scenario/v1`, `name: ...`, ...)")
+    _check_size(raw, source)
     if "format" in raw and raw["format"] != SCENARIO_FORMAT:
-        raise ScenarioError("format", f"unsupported format {raw['format']!r}", f"use format: {SCENARIO_FORMAT}")
+        raise ScenarioError("format", f"unsupported format {_shown(raw['format'])}", f"use format: {SCENARIO_FORMAT}")
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
@@ -257,22 +403,27 @@ def parse_scenario_text(text: str, source: str = "<scenario>") -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario file (YAML or JSON)."""
+    """Read a scenario file (YAML, or JSON when it ends in .json)."""
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(str(path), "no such file", "check the path")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), f"cannot read the file ({exc})", "save it as UTF-8 text") from None
-    if path.suffix.lower() == ".json":
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(
-                f"{path}:{exc.lineno}:{exc.colno}", f"not valid JSON ({exc.msg})", "fix the syntax at that line"
-            ) from None
-    return parse_scenario_text(text, str(path))
+        if not path.is_file():
+            raise ScenarioError(str(path), "no such file" if not path.exists() else "not a regular file",
+                                "check the path")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError(str(path), f"the file is {size / 2**20:,.0f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB",
+                                "split the scenario (see docs/limits.md)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(str(path), f"cannot read the file ({exc.strerror or exc})", "check the path and its permissions") from None
+    if b"\x00" in data:
+        raise ScenarioError(str(path), "the file holds binary data (NUL bytes), not YAML/JSON text",
+                            "give the path of a scenario file; start from scenarios/quickstart.yaml")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(path), f"not UTF-8 text (bad byte at offset {exc.start})", "save it as UTF-8 text") from None
+    return parse_scenario_text(text, str(path), as_json=path.suffix.lower() == ".json")
 
 
 def is_finite_number(value: float) -> bool:
