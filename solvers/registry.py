@@ -7,12 +7,14 @@ from solvers.base import Solver
 from solvers.greedy_type import GreedyTypeLevel
 from solvers.typelevel_cpsat import TypeLevelCpSat
 from solvers.enumerate_patterns import EnumeratedPatternsMilp
+from solvers.direct_milp import DirectMilp
 
 SOLVERS: dict[str, type] = {
     "cpsat-type": TypeLevelCpSat,
     "greedy-type": GreedyTypeLevel,
     "one-per-gpu": TypeLevelCpSat,
     "enum-milp": EnumeratedPatternsMilp,
+    "direct-milp": DirectMilp,
 }
 DEFAULT_SOLVER = "cpsat-type"
 
