@@ -157,3 +157,4 @@ def main() -> None:  # pragma: no cover
 if __name__ == "__main__":  # pragma: no cover
     main()
 from planner.commands import simulate as _simulate  # noqa: E402,F401  (registers `planner simulate`)
+from planner.commands import generate as _generate  # noqa: E402,F401  (registers `planner generate`)
