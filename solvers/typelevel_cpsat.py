@@ -47,20 +47,55 @@ class Replica:
 
 def replica_options(problem: PlacementProblem) -> list[Replica]:
     table = problem.candidates
+    demanded = {m.name for m in problem.demanded_models}
     return [
         Replica(r.model, r.gpu_type, int(r.tensor_parallel), int(r.batch_size), float(r.batch_ms), float(r.planned_rps), float(r.cost_per_hour_usd))
         for r in table.itertuples(index=False)
-        if problem.model(r.model).demand_rps > 0
+        if r.model in demanded
     ]
 
 
-def replica_upper_bound(problem: PlacementProblem, option: Replica) -> int:
-    """No optimal plan needs more replicas of one option than it takes to serve all demand alone."""
-    need = math.ceil(problem.model(option.model).demand_rps / option.planned_rps - 1e-9)
-    gpu = problem.gpu_type(option.gpu_type)
-    if gpu.count is not None:
-        need = min(need, gpu.count // option.tensor_parallel)
+def replica_upper_bound(problem: PlacementProblem, option: Replica, demand_rps: float | None = None, count: int | None = -1) -> int:
+    """No optimal plan needs more replicas of one option than it takes to serve all demand alone.
+    `demand_rps` and `count` may be passed to skip the look-ups (count None: unlimited)."""
+    if demand_rps is None:
+        demand_rps = problem.model(option.model).demand_rps
+    if count == -1:
+        count = problem.gpu_type(option.gpu_type).count
+    need = math.ceil(demand_rps / option.planned_rps - 1e-9)
+    if count is not None:
+        need = min(need, count // option.tensor_parallel)
     return max(need, 0)
+
+
+def undominated_options(options: list[Replica]) -> list[Replica]:
+    """Drop options no optimal plan needs: B is dominated by A on the same model and GPU type
+    when A uses fewer GPUs (smaller TP degree) and plans at least B's req/s. Swapping every
+    B replica for an A replica keeps demand covered, frees GPUs in every inventory and
+    node constraint, and costs no more, for both objectives. (A TP degree without its own
+    `tp` profile runs at the degree-1 speed, so most such options go.)"""
+    groups: dict[tuple[str, str], list[Replica]] = {}
+    for opt in options:
+        groups.setdefault((opt.model, opt.gpu_type), []).append(opt)
+    return [
+        b
+        for b in options
+        if not any(a.tensor_parallel < b.tensor_parallel and a.planned_rps >= b.planned_rps for a in groups[b.model, b.gpu_type])
+    ]
+
+
+def _by_model(replicas: dict) -> dict[str, list]:
+    groups: dict[str, list] = {}
+    for opt, var in replicas.items():
+        groups.setdefault(opt.model, []).append((opt, var))
+    return groups
+
+
+def _by_gpu_type(replicas: dict) -> dict[str, list]:
+    groups: dict[str, list] = {}
+    for opt, var in replicas.items():
+        groups.setdefault(opt.gpu_type, []).append((opt, var))
+    return groups
 
 
 # ------------------------------------------------------------------ constraint families
@@ -68,44 +103,45 @@ def replica_upper_bound(problem: PlacementProblem, option: Replica) -> int:
 
 def add_demand_coverage(model, problem, scaling: Scaling, replicas: dict) -> None:
     """min_cost: planned capacity of each model's replicas covers its demand."""
+    groups = _by_model(replicas)
     for info in problem.demanded_models:
-        terms = [scaling.rate_down(opt.planned_rps) * var for opt, var in replicas.items() if opt.model == info.name]
+        terms = [scaling.rate_down(opt.planned_rps) * var for opt, var in groups.get(info.name, [])]
         model.Add(sum(terms) >= scaling.rate_up(info.demand_rps))
 
 
 def add_served_limits(model, problem, scaling: Scaling, replicas: dict) -> dict:
     """max_throughput: served <= demand and served <= planned capacity of its replicas."""
     served = {}
+    groups = _by_model(replicas)
     for info in problem.demanded_models:
         demand_units = scaling.rate_up(info.demand_rps)
         served[info.name] = var = model.NewIntVar(0, demand_units, f"served[{info.name}]")
-        terms = [scaling.rate_down(opt.planned_rps) * r for opt, r in replicas.items() if opt.model == info.name]
+        terms = [scaling.rate_down(opt.planned_rps) * r for opt, r in groups.get(info.name, [])]
         model.Add(var <= sum(terms))
     return served
 
 
 def add_inventory(model, problem, replicas: dict) -> None:
     """GPUs used per type stay within the type's count."""
+    groups = _by_gpu_type(replicas)
     for gpu in problem.gpu_types:
         if gpu.count is None:
             continue
-        terms = [opt.tensor_parallel * var for opt, var in replicas.items() if opt.gpu_type == gpu.name]
+        terms = [opt.tensor_parallel * var for opt, var in groups.get(gpu.name, [])]
         if terms:
             model.Add(sum(terms) <= gpu.count)
 
 
 def add_tp_groups_in_nodes(model, problem, replicas: dict) -> None:
     """Tensor-parallel groups of d or more GPUs fit in the nodes (see GpuTypeInfo.group_slots)."""
+    groups = _by_gpu_type(replicas)
     for gpu in problem.gpu_types:
         if gpu.count is None:
             continue
-        degrees = sorted({opt.tensor_parallel for opt in replicas if opt.gpu_type == gpu.name and opt.tensor_parallel > 1})
+        of_type = groups.get(gpu.name, [])
+        degrees = sorted({opt.tensor_parallel for opt, _ in of_type if opt.tensor_parallel > 1})
         for degree in degrees:
-            terms = [
-                opt.tensor_parallel * var
-                for opt, var in replicas.items()
-                if opt.gpu_type == gpu.name and opt.tensor_parallel >= degree
-            ]
+            terms = [opt.tensor_parallel * var for opt, var in of_type if opt.tensor_parallel >= degree]
             model.Add(sum(terms) <= gpu.group_slots(degree))
 
 
@@ -121,14 +157,16 @@ def cost_expression(replicas: dict):
 
 
 def throughput_expression(problem, served: dict):
-    return sum(Scaling.weight(problem.model(name).priority) * var for name, var in served.items())
+    priority = {m.name: m.priority for m in problem.models}
+    return sum(Scaling.weight(priority[name]) * var for name, var in served.items())
 
 
 def add_fair_share(model, problem, scaling: Scaling, served: dict):
     """Every model gets at least `share` (basis points) of its demand served."""
     share = model.NewIntVar(0, SHARE_UNITS, "fair_share")
+    demand = {m.name: m.demand_rps for m in problem.models}
     for name, var in served.items():
-        demand_units = scaling.rate_up(problem.model(name).demand_rps)
+        demand_units = scaling.rate_up(demand[name])
         model.Add(var * SHARE_UNITS >= share * demand_units)
     return share
 
@@ -138,9 +176,12 @@ def add_fair_share(model, problem, scaling: Scaling, served: dict):
 
 def _build(problem: PlacementProblem, scaling: Scaling):
     model = cp_model.CpModel()
-    options = replica_options(problem)
+    options = undominated_options(replica_options(problem))
+    demand = {m.name: m.demand_rps for m in problem.models}
+    count = {g.name: g.count for g in problem.gpu_types}
     replicas = {
-        opt: model.NewIntVar(0, replica_upper_bound(problem, opt), f"replicas[{opt.model},{opt.gpu_type},tp{opt.tensor_parallel}]")
+        opt: model.NewIntVar(0, replica_upper_bound(problem, opt, demand[opt.model], count[opt.gpu_type]),
+                             f"replicas[{opt.model},{opt.gpu_type},tp{opt.tensor_parallel}]")
         for opt in options
     }
     served = None
@@ -160,6 +201,10 @@ def _solver(settings: SolveSettings, time_left_s: float) -> cp_model.CpSolver:
     solver.parameters.random_seed = settings.seed
     solver.parameters.num_workers = max(1, settings.threads)
     solver.parameters.relative_gap_limit = settings.gap_target
+    # The LP relaxation of this covering problem is tight; without its full linearization
+    # CP-SAT stalls far from the bound on 1,000-model instances with binding inventory
+    # (bench/bench_typelevel.py: 30% gap after 60 s at level 1, optimal in <1 s at level 2).
+    solver.parameters.linearization_level = 2
     return solver
 
 
@@ -217,7 +262,8 @@ class TypeLevelCpSat:
             bound = min(bound, value)
         else:
             served_rps = {m.name: min(m.demand_rps, capacity[m.name]) for m in problem.demanded_models}
-            value = sum(problem.model(n).priority * r for n, r in served_rps.items())
+            priority = {m.name: m.priority for m in problem.models}
+            value = sum(priority[n] * r for n, r in served_rps.items())
             bound = solver.BestObjectiveBound() / (scaling.rate_units_per_rps * WEIGHT_UNITS)
             bound = max(bound, value)
         return SolveResult(
