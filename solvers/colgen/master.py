@@ -1,0 +1,271 @@
+"""The restricted master over GPU patterns, on HiGHS (highspy).
+
+Rows, one function per family (docs/formulation.md, "Packing"):
+- demand (min_cost): sum_p coverage[m,p] x_p >= demand_m, coverage capped at demand_m
+  (coefficient tightening);
+- presence (min_cost): sum_{p holds m} x_p >= ceil(demand_m / best planned rate of m),
+  a valid inequality without which the LP equals the fluid bound;
+- served (max_throughput): sum_p coverage[m,p] x_p - served_m >= 0, 0 <= served_m <= demand_m;
+- fair share (max_throughput with fairness): served_m >= share x demand_m;
+- inventory: sum_{p on t} gpus_p x_p <= count_t;
+- tensor-parallel groups in nodes: sum_{p on t, gpus_p >= d} gpus_p x_p <= group_slots(t, d);
+- budget: sum_p cost_p x_p <= budget.
+The LP gives duals for pricing; the same rows with integer x give plans.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import highspy
+
+from solvers.highs_quiet import quiet_highs
+import numpy as np
+
+from planner.problem import PlacementProblem
+from solvers.colgen.columns import Column, Index
+
+INF = highspy.kHighsInf
+
+
+@dataclass
+class Duals:
+    demand: np.ndarray  # per model (>= 0)
+    presence: np.ndarray  # per model (>= 0), zeros for max_throughput
+    inventory: np.ndarray  # per type (<= 0)
+    tp_slots: dict[tuple[int, int], float]  # (type, degree) -> dual (<= 0)
+    budget: float  # (<= 0)
+
+
+@dataclass
+class LpSolution:
+    value: float  # in the master's own sense: cost (min_cost) or weighted served (max_throughput)
+    x: np.ndarray
+    duals: Duals
+    served: np.ndarray | None
+
+
+def presence_lower_bounds(problem: PlacementProblem, index: Index) -> np.ndarray:
+    """ceil(demand / best planned dedicated rate): replicas every plan needs for each model."""
+    best = {}
+    for row in problem.candidates.itertuples(index=False):
+        best[row.model] = max(best.get(row.model, 0.0), float(row.planned_rps))
+    return np.array(
+        [math.ceil(d / best[name] - 1e-9) if best.get(name, 0) > 0 else 0 for name, d in zip(index.models, index.demand_rps)],
+        dtype=float,
+    )
+
+
+class Master:
+    """Restricted master LP/MIP; columns are appended, rows are fixed at construction."""
+
+    def __init__(self, problem: PlacementProblem, index: Index, fair_share: float | None = None,
+                 used_gpus: dict[int, int] | None = None, used_usd_per_hour: float = 0.0):
+        """`used_gpus` and `used_usd_per_hour`: what fixed patterns already take (residual masters)."""
+        self.used_gpus = used_gpus or {}
+        self.used_usd_per_hour = used_usd_per_hour
+        self.problem = problem
+        self.index = index
+        self.min_cost = problem.objective == "min_cost"
+        self.columns: list[Column] = []
+        self.highs = quiet_highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("random_seed", 0)
+        self.n_models = len(index.models)
+        self._row = 0
+        self.served_cols: np.ndarray | None = None
+        if self.min_cost:
+            self.demand_rows = self._add_rows(index.demand_rps, np.full(self.n_models, INF))
+            self.presence_rows = self._add_rows(presence_lower_bounds(problem, index), np.full(self.n_models, INF))
+        else:
+            self.demand_rows = self._add_rows(np.zeros(self.n_models), np.full(self.n_models, INF))
+            self.presence_rows = None
+            self._add_served_columns(fair_share)
+        self.slack_cols = self._add_slack_columns() if self.min_cost else np.zeros(0, dtype=np.int64)
+        self.inventory_rows = self._add_inventory_rows()
+        self.tp_rows = self._add_tp_slot_rows()
+        self.budget_row = self._add_budget_row()
+
+    # ------------------------------------------------------------------ row families
+    def _add_rows(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        n = len(lower)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        self.highs.addRows(n, lower.astype(float), upper.astype(float), 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        rows = np.arange(self._row, self._row + n)
+        self._row += n
+        return rows
+
+    def _add_slack_columns(self) -> np.ndarray:
+        """Phase-1 artificials on demand and presence rows, priced far above any plan, so the
+        LP is feasible from the first iteration; a plan never uses them (fixed to 0 in the MIP)."""
+        rows = self.problem.candidates
+        usd_per_rps = float((rows.cost_per_hour_usd / rows.planned_rps).max()) if len(rows) else 1.0
+        usd_per_gpu = max((g.cost_per_hour_usd for g in self.problem.gpu_types), default=1.0)
+        big = 1000.0
+        start = self.highs.getNumCol()
+        for i in range(self.n_models):
+            self.highs.addCol(big * usd_per_rps, 0.0, INF, 1, np.array([self.demand_rows[i]], np.int32), np.array([1.0]))
+            self.highs.addCol(big * max(usd_per_gpu, 1e-3), 0.0, INF, 1, np.array([self.presence_rows[i]], np.int32), np.array([1.0]))
+        return np.arange(start, start + 2 * self.n_models)
+
+    def _add_served_columns(self, fair_share: float | None) -> None:
+        """served_m in [0, demand_m] (or [share x demand, demand] with a fair share), objective -w_m."""
+        lower = self.index.demand_rps * (fair_share or 0.0)
+        weights = -self.index.priority
+        start = self.highs.getNumCol()
+        for i in range(self.n_models):
+            self.highs.addCol(float(weights[i]), float(lower[i]), float(self.index.demand_rps[i]), 1,
+                              np.array([self.demand_rows[i]], np.int32), np.array([-1.0]))
+        self.served_cols = np.arange(start, start + self.n_models)
+
+    def _add_inventory_rows(self) -> dict[int, int]:
+        rows = {}
+        for t, gpu in enumerate(self.problem.gpu_types):
+            if gpu.count is not None:
+                left = float(gpu.count - self.used_gpus.get(t, 0))
+                rows[t] = int(self._add_rows(np.array([-INF]), np.array([left]))[0])
+        return rows
+
+    def _add_tp_slot_rows(self) -> dict[tuple[int, int], int]:
+        rows = {}
+        for t, gpu in enumerate(self.problem.gpu_types):
+            if gpu.count is None:
+                continue
+            degrees = sorted({o.tensor_parallel for m in self.problem.demanded_models for o in m.options
+                              if o.gpu_type == gpu.name and o.tensor_parallel > 1})
+            for d in degrees:
+                rows[(t, d)] = int(self._add_rows(np.array([-INF]), np.array([float(gpu.group_slots(d))]))[0])
+        return rows
+
+    def _add_budget_row(self) -> int | None:
+        if self.problem.budget_usd_per_hour is None:
+            return None
+        left = float(self.problem.budget_usd_per_hour - self.used_usd_per_hour)
+        return int(self._add_rows(np.array([-INF]), np.array([left]))[0])
+
+    # ------------------------------------------------------------------ columns
+    def column_entries(self, col: Column) -> tuple[np.ndarray, np.ndarray]:
+        rows, vals = [], []
+        for i, cov in zip(col.model_indices, col.coverage_rps):
+            rows.append(self.demand_rows[i])
+            vals.append(cov)
+            if self.presence_rows is not None:
+                rows.append(self.presence_rows[i])
+                vals.append(1.0)
+        if col.type_index in self.inventory_rows:
+            rows.append(self.inventory_rows[col.type_index])
+            vals.append(float(col.gpus))
+        for (t, d), row in self.tp_rows.items():
+            if t == col.type_index and col.gpus >= d:
+                rows.append(row)
+                vals.append(float(col.gpus))
+        if self.budget_row is not None:
+            rows.append(self.budget_row)
+            vals.append(col.cost_usd_per_hour)
+        return np.array(rows, dtype=np.int32), np.array(vals, dtype=float)
+
+    def objective_cost(self, col: Column) -> float:
+        return col.cost_usd_per_hour if self.min_cost else 0.0
+
+    def add_columns(self, cols: list[Column]) -> None:
+        for col in cols:
+            rows, vals = self.column_entries(col)
+            self.highs.addCol(self.objective_cost(col), 0.0, INF, len(rows), rows, vals)
+            self.columns.append(col)
+
+    @property
+    def first_pattern_col(self) -> int:
+        return (0 if self.served_cols is None else self.n_models) + len(self.slack_cols)
+
+    def slack_used(self) -> float:
+        if not len(self.slack_cols):
+            return 0.0
+        values = np.array(self.highs.getSolution().col_value)[self.slack_cols]
+        return float(values.sum())
+
+    # ------------------------------------------------------------------ solves
+    def solve_lp(self) -> LpSolution | None:
+        self.highs.run()
+        if self.highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        sol = self.highs.getSolution()
+        col_value = np.array(sol.col_value)
+        row_dual = np.array(sol.row_dual)
+        duals = Duals(
+            demand=row_dual[self.demand_rows] if len(self.demand_rows) else np.zeros(0),
+            presence=row_dual[self.presence_rows] if self.presence_rows is not None and len(self.presence_rows) else np.zeros(self.n_models),
+            inventory=np.array([row_dual[self.inventory_rows[t]] if t in self.inventory_rows else 0.0
+                                for t in range(len(self.problem.gpu_types))]),
+            tp_slots={key: float(row_dual[row]) for key, row in self.tp_rows.items()},
+            budget=float(row_dual[self.budget_row]) if self.budget_row is not None else 0.0,
+        )
+        value = self.highs.getInfo().objective_function_value
+        served = col_value[self.served_cols] if self.served_cols is not None else None
+        return LpSolution(value if self.min_cost else -value, col_value[self.first_pattern_col:], duals, served)
+
+    def reduced_cost(self, col: Column, duals: Duals) -> float:
+        return self.objective_cost(col) - self.dual_value(col, duals)
+
+    def dual_value(self, col: Column, duals: Duals) -> float:
+        value = 0.0
+        for i, cov in zip(col.model_indices, col.coverage_rps):
+            value += duals.demand[i] * cov + duals.presence[i]
+        value += self.gpu_dual(col.type_index, col.gpus, duals) + col.cost_usd_per_hour * duals.budget
+        return value
+
+    def gpu_dual(self, type_index: int, gpus: int, duals: Duals) -> float:
+        """Dual value (<= 0) of the GPU rows for a pattern of `gpus` GPUs of a type."""
+        value = gpus * duals.inventory[type_index]
+        for (t, d), dual in duals.tp_slots.items():
+            if t == type_index and gpus >= d:
+                value += gpus * dual
+        return value
+
+    def solve_mip(self, time_limit_s: float, seed: int, start: np.ndarray | None = None,
+                  fixed_lower: np.ndarray | None = None) -> tuple[np.ndarray | None, float, bool]:
+        """Integer master over the current columns. Returns (counts, value, proven_optimal_over_columns)."""
+        h = quiet_highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("random_seed", int(seed))
+        h.setOptionValue("time_limit", max(0.05, float(time_limit_s)))
+        h.setOptionValue("mip_rel_gap", 1e-4)
+        h.passModel(self.highs.getModel())
+        n_pat = len(self.columns)
+        first = self.first_pattern_col
+        if len(self.slack_cols):
+            zeros = np.zeros(len(self.slack_cols))
+            h.changeColsBounds(len(self.slack_cols), self.slack_cols.astype(np.int32), zeros, zeros)
+        h.changeColsIntegrality(n_pat, np.arange(first, first + n_pat, dtype=np.int32),
+                                np.full(n_pat, highspy.HighsVarType.kInteger))
+        if fixed_lower is not None:
+            idx = np.nonzero(fixed_lower > 0)[0]
+            if len(idx):
+                upper = np.full(len(idx), INF)
+                h.changeColsBounds(len(idx), (idx + first).astype(np.int32), fixed_lower[idx].astype(float), upper)
+        if start is not None:
+            full = np.zeros(h.getNumCol())
+            full[first:first + len(start)] = start
+            if self.served_cols is not None:
+                full[self.served_cols] = self._served_for(start)
+            sol = highspy.HighsSolution()
+            sol.col_value = list(full)
+            sol.value_valid = True
+            h.setSolution(sol)
+        h.run()
+        status = h.getModelStatus()
+        sol = h.getSolution()
+        if not sol.value_valid:
+            return None, math.nan, False
+        x = np.round(np.array(sol.col_value)[first:first + n_pat]).astype(np.int64)
+        value = h.getInfo().objective_function_value
+        return x, (value if self.min_cost else -value), status == highspy.HighsModelStatus.kOptimal
+
+    def _served_for(self, counts: np.ndarray) -> np.ndarray:
+        cover = np.zeros(self.n_models)
+        for col, n in zip(self.columns, counts):
+            if n:
+                for i, cov in zip(col.model_indices, col.coverage_rps):
+                    cover[i] += cov * n
+        return np.minimum(cover, self.index.demand_rps)
