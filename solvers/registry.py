@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from planner.errors import UsageError
 from solvers.base import Solver
-from solvers.colgen.solver import ColumnGeneration
 from solvers.greedy_type import GreedyTypeLevel
 from solvers.typelevel_cpsat import TypeLevelCpSat
 from solvers.enumerate_patterns import EnumeratedPatternsMilp
@@ -12,7 +11,6 @@ from solvers.direct_milp import DirectMilp
 from solvers.direct_cpsat import DirectCpSat
 
 SOLVERS: dict[str, type] = {
-    "colgen": ColumnGeneration,
     "cpsat-type": TypeLevelCpSat,
     "greedy-type": GreedyTypeLevel,
     "one-per-gpu": TypeLevelCpSat,
