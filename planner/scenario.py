@@ -41,7 +41,7 @@ class _Strict(BaseModel):
     def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         """YAML reads `yes`/`true` as a boolean; pydantic would take it as 1 in a number field."""
         if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
-            raise ValueError(f"got {str(value).lower()!r}, a true/false value, where a {info.field_name} is expected")
+            raise ValueError(f"expected a number, got {str(value).lower()} (YAML reads yes/no/on/off/true/false as true/false)")
         return value
 
 
@@ -266,7 +266,7 @@ def errors_from_validation(exc: ValidationError) -> ScenarioErrors:
         loc = tuple(p for p in err["loc"] if p not in ("function-after[_one_form()]", "[key]"))
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "string_pattern_mismatch":
-            message = f"{_shown(err['input'])} is not a valid name"
+            message = f"{str(err['input'])[:MAX_SHOWN]!r} is not a valid name"
         elif err["type"] in ("string_type", "float_type", "int_type", "dict_type", "list_type", "model_type"):
             message = f"{message}, got {_shown(err['input'])}"
         if "[key]" in err["loc"]:
