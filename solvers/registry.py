@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from planner.errors import UsageError
 from solvers.base import Solver
+from solvers.colgen.solver import ColumnGeneration
 from solvers.greedy_type import GreedyTypeLevel
 from solvers.typelevel_cpsat import TypeLevelCpSat
 from solvers.enumerate_patterns import EnumeratedPatternsMilp
@@ -11,6 +12,7 @@ from solvers.direct_milp import DirectMilp
 from solvers.direct_cpsat import DirectCpSat
 
 SOLVERS: dict[str, type] = {
+    "colgen": ColumnGeneration,
     "cpsat-type": TypeLevelCpSat,
     "greedy-type": GreedyTypeLevel,
     "one-per-gpu": TypeLevelCpSat,
