@@ -212,3 +212,13 @@ def test_candidates_table_and_json(tmp_path):
     assert rows[0]["model"] == "m" and rows[0]["gpu_type"] == "A"
     assert rows[0]["capacity_rps"] == pytest.approx(100.0)  # batch 1 in 10 ms
     assert rows[0]["batch_size"] == 1
+
+
+def test_plan_mlperf_scenario_exits_0(tmp_path, scenarios_dir):
+    out = tmp_path / "plan.json"
+    result = invoke("plan", scenarios_dir / "mlperf-small.yaml", "--out", out, "--format", "json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(out.read_text())
+    assert plan["status"] == "optimal"
+    assert {g["type"] for g in plan["gpus"]} <= {"H100", "H200", "A100-80GB", "L4"}
+    assert verify_plan(load_scenario(scenarios_dir / "mlperf-small.yaml"), load_plan(out)) == []
