@@ -325,6 +325,15 @@ class DedicatedEstimate:
         return used, total_cost
 
 
+def dedicated_fit(scenario: Scenario) -> tuple[dict[str, int], float] | None:
+    """The dedicated estimate for a loaded scenario under the current capacity model:
+    (GPUs per type, USD/h) of a feasible whole-GPU placement of all demand, or None when
+    the simple placement does not fit (which does not prove infeasibility)."""
+    counts = {g.name: (g.count if g.count is not None else 10**9) for g in scenario.gpu_types}
+    costs = {g.name: g.cost_per_hour_usd for g in scenario.gpu_types}
+    return DedicatedEstimate(build_candidates(scenario), counts, costs).place(scenario.demand_rps(), prefer="gpus")
+
+
 def _best_per_gpu(candidates: pd.DataFrame) -> pd.DataFrame:
     """Per model: the most req/s one GPU gives (any type) and the least USD per req/s."""
     table = candidates.assign(
@@ -375,14 +384,17 @@ def generate_for_inventory(inventory: list[InventoryEntry], models: int, seed: i
         {e.gpu.name: _sig(float(rng.uniform(1.05, 1.3)), 3) for e in inventory} if interference else {}
     )
     gpu_entries = _gpu_type_entries(inventory, interference_by_type)
+    names = [d.name for d in draws]
+    cvs = [float(cv) for cv in rng.choice([1.0, 1.0, 1.0, 1.5, 2.0], size=len(names))]
 
-    # capacity per model and type, from the project's own capacity model
+    # capacity per model and type from the project's own capacity model (planner.capacity),
+    # with each model's arrival cv (burstier arrivals may lower the planned capacity)
     probe = Scenario.model_validate(
-        {"format": SCENARIO_FORMAT, "name": name, "gpu_types": gpu_entries, "models": model_entries}
+        {"format": SCENARIO_FORMAT, "name": name, "gpu_types": gpu_entries, "models": model_entries,
+         "demand": [{"model": n, "rate_rps": 1.0, "cv": cv} for n, cv in zip(names, cvs)]}
     )
     candidates = build_candidates(probe)
     best = _best_per_gpu(candidates)
-    names = [d.name for d in draws]
     missing = [n for n in names if n not in best.index]
     if missing:
         raise ValueError(f"generated models with no feasible option: {missing[:5]}")
@@ -432,7 +444,6 @@ def generate_for_inventory(inventory: list[InventoryEntry], models: int, seed: i
     dedicated_cost = cheapest[1] if cheapest is not None else estimate[1]
     fluid_gpus = float(sum(rates[n] / c for n, c in zip(names, cap)))
     fluid_cost = float(sum(rates[n] * best.loc[n, "usd_per_rps"] for n in names))
-    cvs = rng.choice([1.0, 1.0, 1.0, 1.5, 2.0], size=len(names))
 
     scenario: dict[str, Any] = {"format": SCENARIO_FORMAT, "name": name, "objective": objective}
     if objective == "max_throughput" and budget_usd_per_hour is None:
