@@ -21,7 +21,15 @@ import time
 from ortools.sat.python import cp_model
 
 from planner.problem import PlacementProblem, SolveResult, SolveSettings, SolveStatus
-from solvers.direct_slots import cycle_rate_cap, heuristic_bound, make_result, patterns_from_slots, slot_kinds
+from solvers.direct_slots import (
+    cost_cap_usd,
+    cycle_rate_cap,
+    heuristic_bound,
+    make_result,
+    member_cycle_rate_cap,
+    patterns_from_slots,
+    slot_kinds,
+)
 from solvers.scaling import WEIGHT_UNITS, Scaling
 
 TIME_UNITS_PER_MS = 10_000
@@ -58,10 +66,10 @@ class _Units:
 
 
 class _Formulation:
-    def __init__(self, problem: PlacementProblem):
+    def __init__(self, problem: PlacementProblem, cost_cap: float):
         self.problem = problem
         self.units = _Units()
-        self.kinds = slot_kinds(problem)
+        self.kinds = slot_kinds(problem, cost_cap)
         self.model = cp_model.CpModel()
         self.used, self.shared_slot, self.cycles_per_s = {}, {}, {}
         self.on_gpu_alone, self.on_gpu_shared, self.cycles_if_on = {}, {}, {}
@@ -100,7 +108,8 @@ def add_variables(f: _Formulation) -> None:
             for i, o in enumerate(kind.options):
                 if o.shared_ok:
                     f.on_gpu_shared[k, s, i] = v = m.NewBoolVar(f"on_gpu_shared[{o.model},{tag},b{o.batch_size}]")
-                    f.cycles_if_on[k, s, i] = m.NewIntVar(0, cap_units, f"cycles_if_on[{o.model},{tag},b{o.batch_size}]")
+                    own_cap = _Units.rate_up(member_cycle_rate_cap(kind, o, u))
+                    f.cycles_if_on[k, s, i] = m.NewIntVar(0, own_cap, f"cycles_if_on[{o.model},{tag},b{o.batch_size}]")
                     f._shared_by_slot.setdefault((k, s), []).append((i, v))
 
 
@@ -218,8 +227,8 @@ def add_symmetry_breaking(f: _Formulation) -> None:
             f.model.AddImplication(f.used[k, s + 1], f.used[k, s])
 
 
-def build(problem: PlacementProblem) -> _Formulation:
-    f = _Formulation(problem)
+def build(problem: PlacementProblem, cost_cap: float = math.inf) -> _Formulation:
+    f = _Formulation(problem, cost_cap)
     add_variables(f)
     add_slot_modes(f)
     add_one_batch_per_model(f)
@@ -233,7 +242,18 @@ def build(problem: PlacementProblem) -> _Formulation:
     add_inventory(f)
     add_budget(f)
     add_symmetry_breaking(f)
+    add_search_order(f)
     return f
+
+
+def add_search_order(f: _Formulation) -> None:
+    """Decide slots and members first; the cycle rates follow. Without this a single worker
+    branches value by value on the huge integer domains of the cycle rates."""
+    booleans = list(f.used.values()) + list(f.shared_slot.values()) + list(f.on_gpu_alone.values()) + list(f.on_gpu_shared.values())
+    f.model.AddDecisionStrategy(booleans, cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
+    rates = list(f.cycles_per_s.values()) + list(f.served.values())
+    if rates:
+        f.model.AddDecisionStrategy(rates, cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
 
 
 # ------------------------------------------------------------------------------ solve
@@ -258,7 +278,7 @@ class DirectCpSat:
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
         deadline = start + settings.time_limit_s
-        f = build(problem)
+        f = build(problem, cost_cap_usd(problem, settings))
         m, note = f.model, ""
         if problem.objective == "min_cost":
             m.Minimize(cost_expression(f))

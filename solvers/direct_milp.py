@@ -20,15 +20,23 @@ import time
 import pulp
 
 from planner.problem import PlacementProblem, SolveResult, SolveSettings, SolveStatus
-from solvers.direct_slots import cycle_rate_cap, heuristic_bound, make_result, patterns_from_slots, slot_kinds
+from solvers.direct_slots import (
+    cost_cap_usd,
+    cycle_rate_cap,
+    heuristic_bound,
+    make_result,
+    member_cycle_rate_cap,
+    patterns_from_slots,
+    slot_kinds,
+)
 
 
 class _Formulation:
     """Variables keyed by domain names; `kind` indexes solvers.direct_slots.slot_kinds()."""
 
-    def __init__(self, problem: PlacementProblem, sense):
+    def __init__(self, problem: PlacementProblem, sense, cost_cap: float):
         self.problem = problem
-        self.kinds = slot_kinds(problem)
+        self.kinds = slot_kinds(problem, cost_cap)
         self.lp = pulp.LpProblem("direct_packing", sense)
         self.used, self.alone_slot, self.shared_slot, self.cycles_per_s = {}, {}, {}, {}
         self.on_gpu_alone, self.on_gpu_shared, self.cycles_if_on = {}, {}, {}
@@ -135,7 +143,7 @@ def add_cycle_rate(f: _Formulation) -> None:
         cycles = f.cycles_per_s[k, s]
         for i, v in on:
             w = f.cycles_if_on[k, s, i]
-            f.lp += w <= cap * v
+            f.lp += w <= member_cycle_rate_cap(kind, kind.options[i], u) * v
             f.lp += w <= cycles
             f.lp += w >= cycles - cap * (1 - v)
         f.lp += pulp.lpSum(kind.options[i].shared_ms * f.cycles_if_on[k, s, i] for i, _ in on) <= u * 1000.0
@@ -195,8 +203,8 @@ def add_symmetry_breaking(f: _Formulation) -> None:
             f.lp += f.used[k, s] >= f.used[k, s + 1]
 
 
-def build(problem: PlacementProblem) -> _Formulation:
-    f = _Formulation(problem, pulp.LpMinimize if problem.objective == "min_cost" else pulp.LpMaximize)
+def build(problem: PlacementProblem, cost_cap: float = math.inf) -> _Formulation:
+    f = _Formulation(problem, pulp.LpMinimize if problem.objective == "min_cost" else pulp.LpMaximize, cost_cap)
     add_variables(f)
     add_slot_modes(f)
     add_one_batch_per_model(f)
@@ -251,7 +259,7 @@ class DirectMilp:
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
         deadline = start + settings.time_limit_s
-        f = build(problem)
+        f = build(problem, cost_cap_usd(problem, settings))
         note = ""
         if problem.objective == "min_cost":
             f.lp += cost_expression(f)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from planner.problem import (
     PatternCount,
@@ -88,8 +88,22 @@ def slot_upper_bound(problem: PlacementProblem, gpu_type: str, degree: int) -> i
     return need
 
 
-def slot_kinds(problem: PlacementProblem) -> list[SlotKind]:
-    """Every (type, degree) with at least one member option, with its slot count."""
+def cost_cap_usd(problem: PlacementProblem, settings) -> float:
+    """The most an optimal plan can cost: the budget, and for min_cost also the cost of the
+    one-model-per-GPU optimum (a feasible packing plan), which caps the slots per kind."""
+    from solvers.typelevel_cpsat import TypeLevelCpSat
+
+    cap = problem.budget_usd_per_hour if problem.budget_usd_per_hour is not None else math.inf
+    if problem.objective == "min_cost":
+        quick = TypeLevelCpSat().solve(problem, replace(settings, time_limit_s=min(5.0, settings.time_limit_s / 10)))
+        if math.isfinite(quick.value):
+            cap = min(cap, quick.value)
+    return cap
+
+
+def slot_kinds(problem: PlacementProblem, cost_cap: float = math.inf) -> list[SlotKind]:
+    """Every (type, degree) with at least one member option, with its slot count (no more
+    slots than `cost_cap` USD/h pays for)."""
     choices = member_choices(problem)
     kinds = []
     for gpu in problem.gpu_types:
@@ -106,6 +120,9 @@ def slot_kinds(problem: PlacementProblem) -> list[SlotKind]:
                     if opt.alone_ok or (degree == 1 and opt.shared_ok):
                         options.append(opt)
             slots = slot_upper_bound(problem, gpu.name, degree)
+            cost = gpu.cost_per_hour_usd * degree
+            if cost > 0 and math.isfinite(cost_cap):
+                slots = min(slots, int(math.floor(cost_cap / cost + 1e-9)))
             if options and slots > 0:
                 kinds.append(SlotKind(gpu.name, degree, slots, gpu.cost_per_hour_usd * degree, gpu.memory_gib,
                                       gpu.interference_factor, tuple(options)))
@@ -122,6 +139,15 @@ def cycle_rate_cap(kind: SlotKind, max_utilization: float) -> float:
     if len(two) < 2:
         return 0.0
     return max_utilization * 1000.0 / sum(two)
+
+
+def member_cycle_rate_cap(kind: SlotKind, option: MemberOption, max_utilization: float) -> float:
+    """Upper bound on a shared slot's planned cycles per second while `option` is on it:
+    the cycle holds the option's batch and at least the fastest batch of another model."""
+    others = [o.shared_ms for o in kind.options if o.shared_ok and o.model != option.model]
+    if not others:
+        return 0.0
+    return max_utilization * 1000.0 / (option.shared_ms + min(others))
 
 
 def patterns_from_slots(problem: PlacementProblem, slot_members: list[tuple[SlotKind, list[tuple[str, int]]]]) -> tuple[PatternCount, ...]:

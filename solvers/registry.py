@@ -10,6 +10,7 @@ from solvers.typelevel_cpsat import TypeLevelCpSat
 from solvers.enumerate_patterns import EnumeratedPatternsMilp
 from solvers.direct_milp import DirectMilp
 from solvers.direct_cpsat import DirectCpSat
+from solvers.greedy_pack import GreedyPack
 
 SOLVERS: dict[str, type] = {
     "colgen": ColumnGeneration,
@@ -19,6 +20,7 @@ SOLVERS: dict[str, type] = {
     "enum-milp": EnumeratedPatternsMilp,
     "direct-milp": DirectMilp,
     "direct-cpsat": DirectCpSat,
+    "greedy-pack": GreedyPack,
 }
 DEFAULT_SOLVER = "cpsat-type"
 
