@@ -11,6 +11,7 @@ from solvers.enumerate_patterns import EnumeratedPatternsMilp
 from solvers.direct_milp import DirectMilp
 from solvers.direct_cpsat import DirectCpSat
 from solvers.greedy_pack import GreedyPack
+from solvers.single_type import BestSingleType
 
 SOLVERS: dict[str, type] = {
     "colgen": ColumnGeneration,
@@ -21,6 +22,7 @@ SOLVERS: dict[str, type] = {
     "direct-milp": DirectMilp,
     "direct-cpsat": DirectCpSat,
     "greedy-pack": GreedyPack,
+    "best-single-type": BestSingleType,
 }
 DEFAULT_SOLVER = "cpsat-type"
 
