@@ -18,9 +18,9 @@ runner = CliRunner()
 
 TINY = {
     "name": "tiny",
-    "max_utilization": 1.0,
+    "max_utilization": 0.8,
     "gpu_types": [{"name": "A", "memory_gib": 24, "cost_per_hour_usd": 1.5, "count": 4}],
-    "models": [{"name": "m", "memory_gib": 2, "slo_ms": 100, "profiles": {"A": {"batch_ms": {1: 10.0}}}}],
+    "models": [{"name": "m", "memory_gib": 2, "slo_ms": 1000, "profiles": {"A": {"batch_ms": {1: 10.0}}}}],
     "demand": [{"model": "m", "rate_rps": 250}],
 }
 
@@ -65,10 +65,10 @@ def test_plan_json_output_is_the_file(tmp_path):
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed == json.loads(out.read_text())
-    # 250 req/s at 100 req/s per GPU (U = 1) -> 3 GPUs x $1.5 = $4.5
+    # 250 req/s at 80 planned req/s per GPU (100 x U = 0.8) -> 4 GPUs x $1.5 = $6
     assert printed["status"] == "optimal"
-    assert printed["cost_per_hour_usd"] == pytest.approx(4.5)
-    assert len(printed["gpus"]) == 3
+    assert printed["cost_per_hour_usd"] == pytest.approx(6.0)
+    assert len(printed["gpus"]) == 4
     assert sum(printed["routing"]["m"].values()) == pytest.approx(1.0)
 
 
@@ -96,7 +96,7 @@ def test_unknown_solver_is_usage_error_and_writes_nothing(tmp_path, scenarios_di
 
 def test_infeasible_exits_1_with_an_infeasible_plan_file(tmp_path):
     raw = json.loads(json.dumps(TINY))
-    raw["demand"][0]["rate_rps"] = 450  # needs 5 GPUs, the inventory has 4
+    raw["demand"][0]["rate_rps"] = 450  # needs 6 GPUs (80 req/s each), the inventory has 4
     scenario = write(tmp_path, raw)
     out = tmp_path / "plan.json"
     result = invoke("plan", scenario, "--out", out)

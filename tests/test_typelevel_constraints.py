@@ -3,7 +3,10 @@ with the optimum computed by hand (the arithmetic is in each test's comment).
 
 Capacity arithmetic used throughout (planner/capacity.py): a replica with batch b taking
 l(b) ms serves 1000 b / l(b) req/s at full load; the plan may route max_utilization (U)
-times that. A profile `batch_ms: {1: 10}` therefore gives 100 req/s at full load, batch 1.
+times that. A profile `batch_ms: {1: 10}` therefore gives 100 req/s at full load, batch 1,
+and with the default U = 0.8 here, 80 planned req/s. SLOs are generous (1 s against 10 ms
+batches) so that only the family under test binds (a queueing cap on planned load, if the
+capacity model has one, stays above U).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def model(name: str, profiles: dict, memory: float = 1.0, slo: float = 1000.0, *
 
 
 def scenario(gpus: list[dict], models: list[dict], demand: dict[str, float], **top) -> Scenario:
-    raw = {"name": "family", "max_utilization": 1.0, "gpu_types": gpus, "models": models,
+    raw = {"name": "family", "max_utilization": 0.8, "gpu_types": gpus, "models": models,
            "demand": [{"model": m, "rate_rps": r} for m, r in demand.items()], **top}
     return Scenario.model_validate(raw)
 
@@ -75,11 +78,11 @@ def test_demand_coverage_rounds_replicas_up(demand, expected_replicas):
 
 
 def test_demand_coverage_mixes_types():
-    # A: $1/h, batch 20 ms -> 50 req/s.  B: $3/h, 5 ms -> 200 req/s.  Demand 250 req/s, U = 1.
-    # a*50 + b*200 >= 250, minimise a + 3b:  b=0 -> a=5, $5;  b=1 -> a=1, $4;  b=2 -> $6.
+    # A: $1/h, batch 20 ms -> 50 req/s, 40 planned.  B: $3/h, 5 ms -> 200 req/s, 160 planned.
+    # Demand 200 req/s: a*40 + b*160 >= 200, minimise a + 3b:  b=0 -> a=5, $5;  b=1 -> a=1, $4;  b=2 -> $6.
     # Optimum $4 with one of each. (B is cheaper per req/s, so the greedy takes 2 B: $6.)
     sc = scenario([gpu("A", 1.0), gpu("B", 3.0)],
-                  [model("m", {"A": {"batch_ms": {1: 20.0}}, "B": {"batch_ms": {1: 5.0}}})], {"m": 250.0})
+                  [model("m", {"A": {"batch_ms": {1: 20.0}}, "B": {"batch_ms": {1: 5.0}}})], {"m": 200.0})
     plan = solve(sc)
     assert plan.status == "optimal"
     assert plan.cost_per_hour_usd == pytest.approx(4.0)
@@ -92,10 +95,10 @@ def test_demand_coverage_mixes_types():
 
 
 def test_inventory_limits_the_cheap_type():
-    # A: $1/h, count 2; B: $3/h, unlimited; both 100 req/s. Demand 450 -> 5 replicas.
+    # A: $1/h, count 2; B: $3/h, unlimited; both 80 planned req/s. Demand 360 -> 360/80 = 4.5 -> 5 replicas.
     # Without inventory: 5 x A = $5. With it: 2 x A + 3 x B = 2 + 9 = $11.
     sc = scenario([gpu("A", 1.0, count=2), gpu("B", 3.0)],
-                  [model("m", {"A": ONE_BATCH_10MS, "B": ONE_BATCH_10MS})], {"m": 450.0})
+                  [model("m", {"A": ONE_BATCH_10MS, "B": ONE_BATCH_10MS})], {"m": 360.0})
     plan = solve(sc)
     assert plan.status == "optimal"
     assert gpus_per_type(plan) == {"A": 2, "B": 3}
@@ -104,8 +107,8 @@ def test_inventory_limits_the_cheap_type():
 
 
 def test_inventory_shortage_is_infeasible():
-    # Only A (count 2, 100 req/s each) and demand 250 -> needs 3 GPUs: no plan.
-    sc = scenario([gpu("A", 1.0, count=2)], [model("m", {"A": ONE_BATCH_10MS})], {"m": 250.0})
+    # Only A (count 2, 80 planned req/s each) and demand 200 -> needs 3 GPUs: no plan.
+    sc = scenario([gpu("A", 1.0, count=2)], [model("m", {"A": ONE_BATCH_10MS})], {"m": 200.0})
     plan = solve(sc)
     assert plan.status == "infeasible"
     assert plan.gpus == []
@@ -128,13 +131,13 @@ def test_inventory_shortage_is_infeasible():
 )
 def test_tp_groups_stay_inside_nodes(count, per_node, degree, groups_on_a):
     # The model (70 GiB on 40 GiB GPUs) needs tp >= 2; it may run only at `degree`, and a
-    # group serves 100 req/s. A: $1/GPU (limited), B: $2/GPU, unlimited, nodes of 8.
-    # Demand: 3 groups (300 req/s). Optimum: `groups_on_a` groups on A, the rest on B:
+    # group plans 80 req/s. A: $1/GPU (limited), B: $2/GPU, unlimited, nodes of 8.
+    # Demand: 3 groups (240 req/s). Optimum: `groups_on_a` groups on A, the rest on B:
     # cost = degree * (1 * groups_on_a + 2 * (3 - groups_on_a)).
     tp_profile = {"tp": {degree: ONE_BATCH_10MS}}
     sc = scenario([gpu("A", 1.0, memory=40, count=count, per_node=per_node), gpu("B", 2.0, memory=40)],
                   [model("llm", {"A": tp_profile, "B": tp_profile}, memory=70.0, tensor_parallel=[degree])],
-                  {"llm": 300.0})
+                  {"llm": 240.0})
     plan = solve(sc)
     expected = degree * (1.0 * groups_on_a + 2.0 * (3 - groups_on_a))
     assert plan.status == "optimal"
@@ -152,24 +155,24 @@ def test_tp_groups_stay_inside_nodes(count, per_node, degree, groups_on_a):
 
 
 def test_budget_limits_max_throughput():
-    # max_throughput, U = 1. X: $1/h replica, 100 req/s, demand 200. Y: $2/h, 100 req/s,
-    # demand 500. Budget $5/h. Served = 100 x (replicas bought), within demand:
-    # $ per req/s is lowest on X, but X is capped at 200 -> 2 X ($2) + 1 Y ($2) = 300 req/s,
-    # $1 left buys nothing of Y; 1 X + 2 Y ($5) also serves 300. Optimum: 300 req/s.
+    # max_throughput. X: $1/h replica, 80 planned req/s, demand 160. Y: $2/h, 80 req/s,
+    # demand 400. Budget $5/h. Served = 80 x (replicas bought), within demand:
+    # $ per req/s is lowest on X, but X is capped at 160 -> 2 X ($2) + 1 Y ($2) = 240 req/s,
+    # $1 left buys nothing of Y; 1 X + 2 Y ($5) also serves 240. Optimum: 240 req/s.
     sc = scenario([gpu("GX", 1.0), gpu("GY", 2.0)],
                   [model("X", {"GX": ONE_BATCH_10MS}), model("Y", {"GY": ONE_BATCH_10MS})],
-                  {"X": 200.0, "Y": 500.0}, objective="max_throughput", budget_usd_per_hour=5.0)
+                  {"X": 160.0, "Y": 400.0}, objective="max_throughput", budget_usd_per_hour=5.0)
     plan = solve(sc)
     assert plan.status == "optimal"
-    assert plan.objective.value == pytest.approx(300.0)
+    assert plan.objective.value == pytest.approx(240.0)
     assert plan.cost_per_hour_usd <= 5.0 + 1e-9
-    assert plan.objective.bound == pytest.approx(300.0)
-    assert_greedy_not_better(sc, 300.0)
+    assert plan.objective.bound == pytest.approx(240.0)
+    assert_greedy_not_better(sc, 240.0)
 
 
 def test_budget_makes_min_cost_infeasible():
-    # min_cost needs 3 replicas at $1 = $3 for 300 req/s; a $2.5 budget allows no plan.
-    sc = scenario([gpu("A", 1.0)], [model("m", {"A": ONE_BATCH_10MS})], {"m": 300.0}, budget_usd_per_hour=2.5)
+    # min_cost needs 3 replicas at $1 = $3 for 240 req/s (80 each); a $2.5 budget allows no plan.
+    sc = scenario([gpu("A", 1.0)], [model("m", {"A": ONE_BATCH_10MS})], {"m": 240.0}, budget_usd_per_hour=2.5)
     assert solve(sc).status == "infeasible"
 
 
@@ -177,34 +180,34 @@ def test_budget_makes_min_cost_infeasible():
 
 
 def test_max_throughput_serves_at_most_demand():
-    # Budget $100/h is far from binding. X demand 250: 3 replicas (300 req/s) serve 250
-    # (capped at demand); Y demand 30: 1 replica serves 30. Optimum 250 + 30 = 280 req/s,
-    # the bound is the total demand, 280.
+    # Budget $100/h is far from binding; 80 planned req/s per replica. X demand 200:
+    # 3 replicas (240 req/s) serve 200 (capped at demand); Y demand 24: 1 replica serves 24.
+    # Optimum 200 + 24 = 224 req/s, the bound is the total demand, 224.
     sc = scenario([gpu("A", 1.0)], [model("X", {"A": ONE_BATCH_10MS}), model("Y", {"A": ONE_BATCH_10MS})],
-                  {"X": 250.0, "Y": 30.0}, objective="max_throughput", budget_usd_per_hour=100.0)
+                  {"X": 200.0, "Y": 24.0}, objective="max_throughput", budget_usd_per_hour=100.0)
     plan = solve(sc)
     assert plan.status == "optimal"
-    assert plan.objective.value == pytest.approx(280.0)
-    assert plan.models["X"].served_rps == pytest.approx(250.0)
-    assert plan.models["Y"].served_rps == pytest.approx(30.0)
-    assert plan.objective.bound == pytest.approx(280.0)
+    assert plan.objective.value == pytest.approx(224.0)
+    assert plan.models["X"].served_rps == pytest.approx(200.0)
+    assert plan.models["Y"].served_rps == pytest.approx(24.0)
+    assert plan.objective.bound == pytest.approx(224.0)
 
 
 # ------------------------------------------------------------------------- fairness
 
 
 @pytest.mark.parametrize(("fairness", "expected_value", "expected_served"),
-                         [(False, 300.0, {"X": 300.0, "Y": 0.0}), (True, 250.0, {"X": 200.0, "Y": 50.0})])
+                         [(False, 240.0, {"X": 240.0, "Y": 0.0}), (True, 200.0, {"X": 160.0, "Y": 40.0})])
 def test_fairness_raises_the_smallest_share_first(fairness, expected_value, expected_served):
-    # Budget $3/h, every replica $1/h. X: 100 req/s per replica, demand 300; Y: 50 req/s
-    # (batch 20 ms), demand 100. With (a, b) replicas of X and Y, a + b <= 3:
-    #   without fairness: maximise 100a + 50b -> (3, 0): 300 req/s, Y gets nothing.
-    #   with fairness: maximise min(100a/300, 50b/100) first:
+    # Budget $3/h, every replica $1/h. X: 80 planned req/s per replica, demand 240; Y: 40
+    # (batch 20 ms), demand 80. With (a, b) replicas of X and Y, a + b <= 3:
+    #   without fairness: maximise 80a + 40b -> (3, 0): 240 req/s, Y gets nothing.
+    #   with fairness: maximise min(80a/240, 40b/80) first:
     #   (3,0) -> 0, (2,1) -> min(0.667, 0.5) = 0.5, (1,2) -> min(0.333, 1) = 0.333, (0,3) -> 0;
-    #   so (2, 1): 200 + 50 = 250 req/s.
+    #   so (2, 1): 160 + 40 = 200 req/s.
     sc = scenario([gpu("A", 1.0)],
                   [model("X", {"A": ONE_BATCH_10MS}), model("Y", {"A": {"batch_ms": {1: 20.0}}})],
-                  {"X": 300.0, "Y": 100.0}, objective="max_throughput", budget_usd_per_hour=3.0, fairness=fairness)
+                  {"X": 240.0, "Y": 80.0}, objective="max_throughput", budget_usd_per_hour=3.0, fairness=fairness)
     plan = solve(sc)
     assert plan.status == "optimal"
     assert plan.objective.value == pytest.approx(expected_value)
@@ -216,17 +219,17 @@ def test_fairness_raises_the_smallest_share_first(fairness, expected_value, expe
 
 
 def test_priority_decides_who_gets_the_budget():
-    # Budget $1/h buys one replica (100 req/s). X priority 1, Y priority 3, demand 100 each.
-    # Value = sum priority x served: X -> 100, Y -> 300. Optimum: Y, value 300.
+    # Budget $1/h buys one replica (80 planned req/s). X priority 1, Y priority 3, demand 80 each.
+    # Value = sum priority x served: X -> 80, Y -> 240. Optimum: Y, value 240.
     sc = scenario([gpu("A", 1.0)],
                   [model("X", {"A": ONE_BATCH_10MS}, priority=1.0), model("Y", {"A": ONE_BATCH_10MS}, priority=3.0)],
-                  {"X": 100.0, "Y": 100.0}, objective="max_throughput", budget_usd_per_hour=1.0)
+                  {"X": 80.0, "Y": 80.0}, objective="max_throughput", budget_usd_per_hour=1.0)
     plan = solve(sc)
     assert plan.status == "optimal"
-    assert plan.objective.value == pytest.approx(300.0)
-    assert plan.models["Y"].served_rps == pytest.approx(100.0)
+    assert plan.objective.value == pytest.approx(240.0)
+    assert plan.models["Y"].served_rps == pytest.approx(80.0)
     assert plan.models["X"].served_rps == pytest.approx(0.0)
-    assert_greedy_not_better(sc, 300.0)
+    assert_greedy_not_better(sc, 240.0)
 
 
 # ------------------------------------------------------------------ max_utilization
@@ -291,11 +294,11 @@ def test_slo_no_batch_fits_is_infeasible():
 
 def test_memory_forces_tensor_parallel():
     # 30 GiB model on 24 GiB GPUs: tp 1 does not fit, tp 2 (15 GiB per GPU) does.
-    # A tp-2 group serves 100 req/s; demand 150 -> 2 groups = 4 GPUs x $1 = $4.
+    # A tp-2 group plans 80 req/s; demand 120 -> 2 groups = 4 GPUs x $1 = $4.
     sc = scenario([gpu("L4", 1.0, memory=24.0, per_node=4)],
                   [model("llm", {"L4": {"batch_ms": {1: 10.0}, "tp": {2: ONE_BATCH_10MS}}}, memory=30.0,
                          tensor_parallel=[1, 2])],
-                  {"llm": 150.0})
+                  {"llm": 120.0})
     table = build_candidates(sc)
     assert list(table.tensor_parallel) == [2]
     assert table.memory_per_gpu_gib.iloc[0] == pytest.approx(15.0)
