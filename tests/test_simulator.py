@@ -148,3 +148,16 @@ def test_latency_percentiles_are_ordered_and_attainment_counts_late_requests():
     assert model.p99_ms > 5.0  # at rho 0.9 the tail passes 5 ms ...
     assert 0.5 < model.slo_attainment < 0.99  # ... and those requests count as missed
     assert np.isclose(model.slo_attainment, model.within_slo / model.offered)
+
+
+# ----------------------------------------------------------------------- calibration of the capacity rule
+
+def test_the_old_rule_alone_misses_the_slo_with_small_batches():
+    """A known gap in the capacity rule (issue 4 report): at 80% of 1000 b / cycle with the
+    SLO = cycle + own batch, small batches miss their SLO often, because the arrivals of
+    one cycle often do not fit in one batch. When the rule gets a queueing term, this plan
+    must stop being feasible (see test_bundled_scenario_plans_simulate_at_99_percent)."""
+    scenario = one_gpu_scenario([{"name": "m", "base_ms": 50.0, "per_item_ms": 0.0, "max_batch": 4,
+                                  "rate_rps": 0.8 * 1000.0 * 4 / 50.0, "slo_ms": 100.0}])
+    result = simulate_plan(scenario, plan_for(scenario, [[("m", 4)]]), SimulationSettings(duration_s=2000.0, seed=1))
+    assert result.model("m").slo_attainment < 0.9
