@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from planner.errors import ScenarioError, ScenarioErrors
 
@@ -191,11 +191,29 @@ class Scenario(_Strict):
     models: list[ModelSpec] = Field(min_length=1, description="models to place")
     demand: list[Demand] = Field(default_factory=list, description="request forecast per model")
 
+    _index: tuple = PrivateAttr(default=(None, None, {}))
+
+    def _lookup(self, key: tuple[str, str]) -> Any:
+        """name -> entry in O(1), so 10,000 models stay fast. Rebuilt when the lists are not
+        the ones indexed (model_copy(update=...) copies private attributes as they are)."""
+        gpus, models, index = self._index
+        if gpus is not self.gpu_types or models is not self.models:
+            index = {}
+            for g in self.gpu_types:
+                index.setdefault(("gpu", g.name), g)  # first wins, like the linear search
+            for m in self.models:
+                index.setdefault(("model", m.name), m)
+            self._index = (self.gpu_types, self.models, index)
+        found = index.get(key)
+        if found is None:
+            raise StopIteration(key[1])  # as next() did: callers ask for known names only
+        return found
+
     def gpu_type(self, name: str) -> GpuType:
-        return next(g for g in self.gpu_types if g.name == name)
+        return self._lookup(("gpu", name))
 
     def model(self, name: str) -> ModelSpec:
-        return next(m for m in self.models if m.name == name)
+        return self._lookup(("model", name))
 
     def demand_rps(self) -> dict[str, float]:
         """Total demand per model (every model, 0 where none is forecast)."""

@@ -50,7 +50,12 @@ def mutated_scenarios(draw) -> dict:
         if not places:
             break
         path = draw(st.sampled_from(places))
-        parent = _parent(raw, path)
+        try:
+            parent = _parent(raw, path)
+        except (KeyError, IndexError, TypeError):
+            continue
+        if not isinstance(parent, (dict, list)):
+            continue
         kind = draw(st.sampled_from(["drop", "replace", "replace", "name", "duplicate", "number", "rename_key"]))
         key = path[-1]
         if kind == "drop":
@@ -61,7 +66,9 @@ def mutated_scenarios(draw) -> dict:
             target = raw.get(draw(st.sampled_from(["gpu_types", "models", "demand"])))
             if isinstance(target, list) and target and isinstance(target[0], dict):
                 field = "model" if "model" in target[0] else "name"
-                target[draw(st.integers(0, len(target) - 1))][field] = draw(st.sampled_from(ODD_NAMES) | st.text(max_size=12))
+                entry = target[draw(st.integers(0, len(target) - 1))]
+                if isinstance(entry, dict):
+                    entry[field] = draw(st.sampled_from(ODD_NAMES) | st.text(max_size=12))
         elif kind == "duplicate":
             target = raw.get(draw(st.sampled_from(["gpu_types", "models", "demand"])))
             if isinstance(target, list) and target:

@@ -155,7 +155,7 @@ def test_max_throughput_with_a_budget_short_of_all_demand_is_not_infeasible():
 
 
 def test_several_causes_together_and_all_fixes_applied_make_it_feasible():
-    raw = base(budget_usd_per_hour=50.0)
+    raw = base(budget_usd_per_hour=1000.0)  # not binding: only slo and inventory are short
     raw["gpu_types"][0]["count"] = 2
     raw["gpu_types"].append({"name": "A100", "memory_gib": 80, "cost_per_hour_usd": 4.0, "count": 0})
     raw["models"].append({"name": "big", "memory_gib": 60, "slo_ms": 50,
