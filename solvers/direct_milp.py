@@ -248,8 +248,9 @@ def _run(f: _Formulation, settings: SolveSettings, deadline: float) -> tuple[int
     return code, bound
 
 
-def _has_solution(f: _Formulation) -> bool:
-    return all(v.varValue is not None for v in f.used.values()) and bool(f.used) or not f.problem.demanded_models
+def _has_solution(f: _Formulation, code: int) -> bool:
+    variables = f.lp.variables()
+    return code == pulp.LpStatusOptimal or (bool(variables) and all(v.varValue is not None for v in variables))
 
 
 class DirectMilp:
@@ -277,7 +278,7 @@ class DirectMilp:
         code, bound = _run(f, settings, deadline)
         wall = time.perf_counter() - start
         stats = {"variables": len(f.lp.variables()), "constraints": len(f.lp.constraints), "slots": sum(k.slots for k in f.kinds)}
-        if code == pulp.LpStatusInfeasible or not _has_solution(f):
+        if code == pulp.LpStatusInfeasible or not _has_solution(f, code):
             status = SolveStatus.INFEASIBLE if code == pulp.LpStatusInfeasible else SolveStatus.TIME_LIMIT
             return SolveResult(self.name, status, problem.objective, math.nan, math.nan, (), {}, wall,
                                message=pulp.LpStatus[code], stats=stats)
