@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from planner import __version__
 from planner.atomic import write_text_atomic
 from planner.errors import ScenarioError
-from planner.problem import Pattern, PlacementProblem, SolveResult, SolveStatus
+from planner.problem import Pattern, PlacementProblem, SolveResult, SolveStatus, member_planned_rps
 
 PLAN_FORMAT = "placement-plan/v1"
 DIGITS = 6  # floats in plan files are rounded to this many decimals: same input, same bytes
@@ -78,6 +78,18 @@ def _r(x: float) -> float:
     return round(float(x), DIGITS)
 
 
+def _round_shares(shares: dict[str, float]) -> dict[str, float]:
+    """Shares rounded to DIGITS decimals, summing to 1 exactly, each within one unit of its
+    true value (largest remainder), however many replicas a model has."""
+    unit = 10 ** DIGITS
+    scaled = {k: v * unit for k, v in shares.items()}
+    floors = {k: int(v) for k, v in scaled.items()}
+    left = unit - sum(floors.values())
+    for k in sorted(scaled, key=lambda k: (floors[k] - scaled[k], k))[:max(left, 0)]:
+        floors[k] += 1
+    return {k: _r(v / unit) for k, v in floors.items()}
+
+
 def _finite_or_none(x: float) -> float | None:
     return None if x != x or x in (float("inf"), float("-inf")) else _r(x)
 
@@ -114,10 +126,9 @@ def extract_plan(problem: PlacementProblem, result: SolveResult, seed: int = 0) 
     replicas in proportion to their capacity, and predict capacity and latency."""
     if result.status is SolveStatus.INFEASIBLE or not result.patterns and problem.demanded_models:
         return infeasible_plan(problem, result, seed, [])
-    u = problem.max_utilization
     # 1. concrete GPUs
     gpus = []
-    replica_refs: list[tuple[str, str, int, float]] = []  # (model, routing gpu id, gpu list index, capacity)
+    replica_refs: list[tuple[str, str, int, float, float]] = []  # (model, routing gpu id, gpu index, capacity, planned)
     for gpu in problem.gpu_types:
         instances = [pc.pattern for pc in result.patterns if pc.pattern.gpu_type == gpu.name for _ in range(pc.count)]
         for pattern, node, indices in _assign_slots(problem, gpu.name, instances):
@@ -141,14 +152,18 @@ def extract_plan(problem: PlacementProblem, result: SolveResult, seed: int = 0) 
                         )
                     )
                     if gpu_id == ids[0]:
-                        replica_refs.append((member.model, gpu_id, len(gpus), capacity))
+                        replica_refs.append((member.model, gpu_id, len(gpus), capacity,
+                                             member_planned_rps(problem, pattern, member)))
                 gpus.append(PlanGpu(id=gpu_id, type=gpu.name, node=f"{gpu.name}-node-{node}", replicas=replicas))
     gpus.sort(key=lambda g: (g.type, int(g.id.rsplit("-", 1)[1])))
 
-    # 2. routing in proportion to capacity; a TP group is routed to its first GPU
+    # 2. routing in proportion to planned rate (planned_share x capacity, the capacity rule);
+    # a TP group is routed to its first GPU
     refs_by_model: dict[str, list[tuple[str, float]]] = {}
-    for model, gpu_id, _, cap in replica_refs:
-        refs_by_model.setdefault(model, []).append((gpu_id, cap))
+    full_by_model: dict[str, float] = {}
+    for model, gpu_id, _, cap, planned in replica_refs:
+        refs_by_model.setdefault(model, []).append((gpu_id, planned))
+        full_by_model[model] = full_by_model.get(model, 0.0) + cap
     replicas_by_model: dict[str, list[tuple[PlanGpu, PlanReplica]]] = {}
     for g in gpus:
         for r in g.replicas:
@@ -157,15 +172,13 @@ def extract_plan(problem: PlacementProblem, result: SolveResult, seed: int = 0) 
     models: dict[str, PlanModel] = {}
     for info in sorted(problem.models, key=lambda m: m.name):
         refs = sorted(refs_by_model.get(info.name, []))
-        total_cap = sum(cap for _, cap in refs)
-        served = min(result.served_rps.get(info.name, 0.0), u * total_cap)
-        shares = {gpu_id: cap / total_cap for gpu_id, cap in refs} if total_cap > 0 else {}
+        total_planned = sum(planned for _, planned in refs)
+        total_cap = full_by_model.get(info.name, 0.0)
+        served = min(result.served_rps.get(info.name, 0.0), total_planned)
+        shares = {gpu_id: planned / total_planned for gpu_id, planned in refs} if total_planned > 0 else {}
         placed = replicas_by_model.get(info.name, [])
         if shares and served > 0:
-            rounded = {k: _r(v) for k, v in shares.items()}
-            last = max(rounded)
-            rounded[last] = _r(1.0 - sum(v for k, v in rounded.items() if k != last))
-            routing[info.name] = rounded
+            routing[info.name] = _round_shares(shares)
             share_by_group = {}
             for g, r in placed:
                 if g.id in shares:

@@ -14,7 +14,8 @@ from enum import Enum
 
 import pandas as pd
 
-from planner.capacity import Option, build_candidates, capacity_rps, model_options, worst_latency_ms
+from planner.capacity import (Option, build_candidates, capacity_rps, model_cvs, model_options, planned_share,
+                              worst_latency_ms)
 from planner.scenario import Scenario
 
 
@@ -54,6 +55,7 @@ class ModelInfo:
     demand_rps: float
     priority: float
     options: tuple[Option, ...]
+    cv: float = 1.0  # arrival cv (planner.capacity.model_cvs): burstier arrivals lower planned_share
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,13 @@ def build_problem(scenario: Scenario, candidates: pd.DataFrame | None = None) ->
     if candidates is None:
         candidates = build_candidates(scenario)
     demand = scenario.demand_rps()
+    cvs = model_cvs(scenario)
     gpu_types = tuple(
         GpuTypeInfo(g.name, g.memory_gib, g.cost_per_hour_usd, g.count, g.gpus_per_node, g.interference_factor) for g in scenario.gpu_types
     )
     models = tuple(
-        ModelInfo(m.name, m.memory_gib, m.slo_ms, demand.get(m.name, 0.0), m.priority, tuple(model_options(scenario, m)))
+        ModelInfo(m.name, m.memory_gib, m.slo_ms, demand.get(m.name, 0.0), m.priority, tuple(model_options(scenario, m)),
+                  cvs[m.name])
         for m in scenario.models
     )
     return PlacementProblem(
@@ -197,12 +201,21 @@ def patterns_cost(problem: PlacementProblem, patterns: tuple[PatternCount, ...])
     return sum(pattern_cost(problem, pc.pattern) * pc.count for pc in patterns)
 
 
+def member_planned_rps(problem: PlacementProblem, pattern: Pattern, member: Member) -> float:
+    """What the plan may route to one member of a pattern: planned_share x 1000 b / D
+    (planner.capacity.planned_share, with the model's SLO and arrival cv)."""
+    info = problem.model(member.model)
+    share = planned_share(member.batch_size, pattern.cycle_ms, member.batch_ms, info.slo_ms, info.cv,
+                          problem.max_utilization)
+    return share * pattern.capacity_rps(member)
+
+
 def planned_capacity_rps(problem: PlacementProblem, patterns: tuple[PatternCount, ...]) -> dict[str, float]:
-    """max_utilization x full-load capacity, summed per model."""
+    """Planned rate (member_planned_rps) summed per model."""
     total = {m.name: 0.0 for m in problem.models}
     for pc in patterns:
         for member in pc.pattern.members:
-            total[member.model] += problem.max_utilization * pc.pattern.capacity_rps(member) * pc.count
+            total[member.model] += member_planned_rps(problem, pc.pattern, member) * pc.count
     return total
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from planner.capacity import batch_latency_ms, capacity_rps, shared_batch_ms, worst_latency_ms
+from planner.capacity import (batch_latency_ms, capacity_rps, model_cvs, planned_share, shared_batch_ms,
+                              worst_latency_ms)
 from planner.plan import Plan, PlanGpu
 from planner.scenario import Scenario
 
@@ -100,10 +101,12 @@ def _cycle_ms(scenario: Scenario, gpu: PlanGpu) -> float | None:
 
 
 def verify_time_shares_and_latency(scenario: Scenario, plan: Plan) -> list[str]:
-    """Round robin: each member's rate within max_utilization x 1000 b / cycle, its
-    latency (cycle + own batch) within its SLO, and the GPU's busy share within max_utilization."""
+    """Round robin: each member's rate within planned_share x 1000 b / cycle (the capacity
+    rule, with the model's arrival cv from the scenario), its latency (cycle + own batch)
+    within its SLO, and the GPU's busy share within max_utilization."""
     out = []
     slo = {m.name: m.slo_ms for m in scenario.models}
+    cvs = model_cvs(scenario)
     u = scenario.max_utilization
     for gpu in plan.gpus:
         cycle = _cycle_ms(scenario, gpu)
@@ -115,8 +118,10 @@ def verify_time_shares_and_latency(scenario: Scenario, plan: Plan) -> list[str]:
             full = capacity_rps(r.batch_size, cycle)
             if not _close_or_below(r.capacity_rps, full):
                 out.append(f"gpu {gpu.id}: {r.model} claims {r.capacity_rps:g} req/s, the cycle allows {full:g}")
-            if not _close_or_below(r.rate_rps, u * full):
-                out.append(f"gpu {gpu.id}: {r.model} gets {r.rate_rps:g} req/s, over {u:g} x {full:g}")
+            share = planned_share(r.batch_size, cycle, own, slo[r.model], cvs[r.model], u)
+            if not _close_or_below(r.rate_rps, share * full):
+                out.append(f"gpu {gpu.id}: {r.model} gets {r.rate_rps:g} req/s, over its planned share "
+                           f"{share:.4g} x {full:g} (cv {cvs[r.model]:g})")
             latency = worst_latency_ms(cycle, own)
             if not _close_or_below(latency, slo[r.model]):
                 out.append(f"gpu {gpu.id}: {r.model} worst latency {latency:g} ms over its SLO {slo[r.model]:g} ms")

@@ -22,6 +22,7 @@ from ortools.sat.python import cp_model
 
 from planner.problem import PlacementProblem, SolveResult, SolveSettings, SolveStatus
 from solvers.direct_slots import (
+    require_flat_share,
     cost_cap_usd,
     cycle_rate_cap,
     heuristic_bound,
@@ -228,6 +229,7 @@ def add_symmetry_breaking(f: _Formulation) -> None:
 
 
 def build(problem: PlacementProblem, cost_cap: float = math.inf) -> _Formulation:
+    require_flat_share(problem, "direct-cpsat")  # exact only where the capacity rule is max_utilization
     f = _Formulation(problem, cost_cap)
     add_variables(f)
     add_slot_modes(f)

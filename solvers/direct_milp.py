@@ -21,6 +21,7 @@ import pulp
 
 from planner.problem import PlacementProblem, SolveResult, SolveSettings, SolveStatus
 from solvers.direct_slots import (
+    require_flat_share,
     cost_cap_usd,
     cycle_rate_cap,
     heuristic_bound,
@@ -204,6 +205,7 @@ def add_symmetry_breaking(f: _Formulation) -> None:
 
 
 def build(problem: PlacementProblem, cost_cap: float = math.inf) -> _Formulation:
+    require_flat_share(problem, "direct-milp")  # exact only where the capacity rule is max_utilization
     f = _Formulation(problem, pulp.LpMinimize if problem.objective == "min_cost" else pulp.LpMaximize, cost_cap)
     add_variables(f)
     add_slot_modes(f)

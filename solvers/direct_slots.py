@@ -14,6 +14,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from planner.capacity import planned_share
+from planner.errors import UsageError
 from planner.problem import (
     PatternCount,
     PlacementProblem,
@@ -127,6 +129,34 @@ def slot_kinds(problem: PlacementProblem, cost_cap: float = math.inf) -> list[Sl
                 kinds.append(SlotKind(gpu.name, degree, slots, gpu.cost_per_hour_usd * degree, gpu.memory_gib,
                                       gpu.interference_factor, tuple(options)))
     return kinds
+
+
+def require_flat_share(problem: PlacementProblem, solver: str) -> None:
+    """Refuse a problem the direct formulations cannot model exactly.
+
+    They model a member's planned rate as max_utilization x 1000 b / D. The capacity rule
+    (planner.capacity.planned_share) gives less where k b / cv^2 is small (k: the cycles
+    the SLO tolerates). Its smallest value for a (model, batch) is at k = 1; when that is
+    max_utilization for every member a slot may hold, the formulation is exact, else the
+    solver refuses with a clear error instead of planning rates the rule does not allow."""
+    u = problem.max_utilization
+    short = []
+    for info in problem.demanded_models:
+        for opt in info.options:
+            for i, alone in enumerate(opt.latency_ms):
+                own = float(alone) * max(1.0, problem.gpu_type(opt.gpu_type).interference_factor)
+                if 2.0 * float(alone) > info.slo_ms + 1e-9:
+                    continue
+                if planned_share(i + 1, info.slo_ms - float(alone), float(alone), info.slo_ms, info.cv, u) < u - 1e-12 \
+                        or planned_share(i + 1, max(info.slo_ms - own, 1e-9), own, info.slo_ms, info.cv, u) < u - 1e-12:
+                    short.append(f"{info.name} (batch {i + 1} on {opt.gpu_type}, cv {info.cv:g})")
+                    break
+    if short:
+        listed = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+        raise UsageError(
+            f"{solver} models every member's rate as max_utilization x 1000 b / D, but the capacity rule plans less "
+            f"for {listed} (small batches under random arrivals; docs/capacity.md)\n"
+            "  fix: use --solver colgen, enum-milp, greedy-pack or cpsat-type for this scenario")
 
 
 def cycle_rate_cap(kind: SlotKind, max_utilization: float) -> float:

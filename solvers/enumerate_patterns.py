@@ -36,6 +36,8 @@ def enumerate_patterns(problem: PlacementProblem, max_patterns: int = DEFAULT_MA
     out: list[Pattern] = []
 
     def emit(pattern: Pattern) -> None:
+        if any(planned_rate_rps(problem, pattern, m) <= 0 for m in pattern.members):
+            return  # a member the capacity rule gives nothing: the pattern without it is better
         out.append(pattern)
         if len(out) > max_patterns:
             raise TooManyPatterns(

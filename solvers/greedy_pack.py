@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from planner.capacity import best_dedicated_batch, planned_share
 from planner.problem import PatternCount, PlacementProblem, SolveResult, SolveSettings, SolveStatus
 from solvers.direct_slots import heuristic_bound, make_result
 from solvers.packing_rules import MemberChoices, make_pattern, member_choices, pattern_violations
@@ -42,9 +43,17 @@ class _OpenGpu:
         factor = self.interference_factor if n > 1 else 1.0
         return factor * (sum(self.alone_ms.values()) + extra_alone_ms)
 
-    def rates(self, u: float) -> dict[str, float]:
+    def rates(self, problem: PlacementProblem) -> dict[str, float]:
+        """Planned rate of every member (the capacity rule, planner.capacity.planned_share)."""
         cycle = self.cycle_ms()
-        return {m: u * 1000.0 * b / cycle for m, b in self.members.items()}
+        factor = self.interference_factor if len(self.members) > 1 else 1.0
+        return {m: _planned_rps(problem, m, b, cycle, factor * self.alone_ms[m]) for m, b in self.members.items()}
+
+
+def _planned_rps(problem: PlacementProblem, model: str, batch: int, cycle_ms: float, own_ms: float) -> float:
+    info = problem.model(model)
+    share = planned_share(batch, cycle_ms, own_ms, info.slo_ms, info.cv, problem.max_utilization)
+    return share * 1000.0 * batch / cycle_ms
 
 
 class _Nodes:
@@ -106,13 +115,13 @@ def _best_join(state: _State, gpu: _OpenGpu, model: str) -> tuple[int, float] | 
     if feasible.size == 0:
         return None
     others_before = sum(state.deficit(m) for m in gpu.members)
-    old_rates = gpu.rates(state.u)
+    old_rates = gpu.rates(problem)
     best = None
     for i in feasible:
         b, cycle = int(i) + 1, float(cycles[i])
-        own = state.u * 1000.0 * b / cycle
-        others_after = sum(max(0.0, problem.model(m).demand_rps - (state.capacity[m] - rate + state.u * 1000.0 * gpu.members[m] / cycle))
-                           for m, rate in old_rates.items())
+        own = _planned_rps(problem, model, b, cycle, f * float(latency[i]))
+        others_after = sum(max(0.0, problem.model(m).demand_rps - (state.capacity[m] - rate + _planned_rps(
+            problem, m, gpu.members[m], cycle, f * gpu.alone_ms[m]))) for m, rate in old_rates.items())
         if others_after > others_before + 1e-9:
             continue  # the members already there keep what they serve: only spare time is shared
         key = (min(own, state.deficit(model)), -cycle)
@@ -122,13 +131,13 @@ def _best_join(state: _State, gpu: _OpenGpu, model: str) -> tuple[int, float] | 
 
 
 def _apply(state: _State, gpu: _OpenGpu, model: str, batch: int) -> None:
-    for m, rate in gpu.rates(state.u).items():
+    for m, rate in gpu.rates(state.problem).items():
         state.capacity[m] -= rate
     choice = state.choices[(model, gpu.gpu_type, gpu.tensor_parallel)]
     gpu.members[model] = batch
     gpu.alone_ms[model] = float(choice.latency_ms[batch - 1])
     gpu.memory_used_gib += choice.memory_per_gpu_gib
-    for m, rate in gpu.rates(state.u).items():
+    for m, rate in gpu.rates(state.problem).items():
         state.capacity[m] += rate
 
 
@@ -147,14 +156,9 @@ def try_join(state: _State, model: str) -> bool:
 
 
 def _open_batch(state: _State, choice: MemberChoices) -> int | None:
-    """The batch with the most capacity alone (the cheapest per req/s); its spare time is
-    what later models share."""
-    latency = choice.latency_ms
-    batches = np.arange(1, len(latency) + 1)
-    ok = 2.0 * latency <= choice.slo_ms + _EPS
-    if not ok.any():
-        return None
-    return int(np.argmax(np.where(ok, batches / latency, -1.0))) + 1
+    """The batch with the most planned rate alone (the cheapest per req/s); its spare time
+    is what later models share."""
+    return best_dedicated_batch(choice.latency_ms, choice.slo_ms, state.problem.model(choice.model).cv, state.u)
 
 
 def try_open(state: _State, model: str) -> bool:
@@ -170,7 +174,8 @@ def try_open(state: _State, model: str) -> bool:
         batch = _open_batch(state, choice)
         if batch is None:
             continue
-        rate = state.u * 1000.0 * batch / float(choice.latency_ms[batch - 1])
+        alone = float(choice.latency_ms[batch - 1])
+        rate = _planned_rps(state.problem, model, batch, alone, alone)
         key = (cost / max(min(rate, state.deficit(model)), _EPS), gpu_type, degree)
         if best is None or key < best[0]:
             best = (key, gpu_type, degree, batch)
@@ -192,7 +197,7 @@ def try_open(state: _State, model: str) -> bool:
 def drop_spare_gpus(state: _State) -> None:
     """Close GPUs whose members are served without them, most expensive first."""
     for gpu in sorted(state.gpus, key=lambda g: (-state.problem.gpu_type(g.gpu_type).cost_per_hour_usd * g.tensor_parallel, -g.index)):
-        rates = gpu.rates(state.u)
+        rates = gpu.rates(state.problem)
         if all(state.capacity[m] - r >= state.problem.model(m).demand_rps - 1e-9 for m, r in rates.items()):
             for m, r in rates.items():
                 state.capacity[m] -= r

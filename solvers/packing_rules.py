@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.capacity import capacity_rps, shared_batch_ms, worst_latency_ms
-from planner.problem import Member, Pattern, PlacementProblem
+from planner.capacity import shared_batch_ms, worst_latency_ms
+from planner.problem import Member, Pattern, PlacementProblem, member_planned_rps
 
 
 @dataclass(frozen=True)
@@ -89,5 +89,6 @@ def pattern_violations(problem: PlacementProblem, pattern: Pattern) -> list[str]
 
 
 def planned_rate_rps(problem: PlacementProblem, pattern: Pattern, member: Member) -> float:
-    """What the plan may route to a member: max_utilization x one batch per cycle."""
-    return problem.max_utilization * capacity_rps(member.batch_size, pattern.cycle_ms)
+    """What the plan may route to a member: planned_share x one batch per cycle
+    (planner.capacity.planned_share; planner.problem.member_planned_rps)."""
+    return member_planned_rps(problem, pattern, member)

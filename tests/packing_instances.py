@@ -3,6 +3,9 @@
 Batch times have 0.01 ms resolution and interference factors two decimals, so every time
 the direct CP-SAT model scales to integers is exact and all exact solvers solve the same
 problem.
+Arrivals are evenly spaced (cv 0) by default, so the capacity rule's share is
+max_utilization everywhere and the direct formulations (which refuse otherwise) are exact;
+pass cv to get random arrivals.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from planner.scenario import Scenario
 
 def small_scenario(seed: int, objective: str = "min_cost", interference: bool = False, with_tp: bool = False,
                    fairness: bool = False, n_models: int | None = None, n_types: int | None = None,
-                   max_batch: int = 4) -> Scenario:
+                   max_batch: int = 4, cv: float = 0.0) -> Scenario:
     rng = np.random.default_rng(seed)
     n_types = n_types or int(rng.integers(1, 4))
     n_models = n_models or int(rng.integers(2, 5))
@@ -49,7 +52,7 @@ def small_scenario(seed: int, objective: str = "min_cost", interference: bool = 
         models.append({"name": f"m{i}", "memory_gib": memory, "slo_ms": slo, "profiles": profiles,
                        "tensor_parallel": [1, 2] if tp_model else [1],
                        "priority": float(rng.choice([1.0, 2.0])) if objective == "max_throughput" else 1.0})
-        demand.append({"model": f"m{i}", "rate_rps": round(float(rng.uniform(10.0, 600.0)), 2)})
+        demand.append({"model": f"m{i}", "rate_rps": round(float(rng.uniform(10.0, 600.0)), 2), "cv": cv})
     raw = {"name": f"small-{seed}", "objective": objective, "gpu_types": gpu_types, "models": models, "demand": demand,
            "max_utilization": 0.8}
     if objective == "max_throughput":
@@ -58,13 +61,13 @@ def small_scenario(seed: int, objective: str = "min_cost", interference: bool = 
     return Scenario.model_validate(raw)
 
 
-def many_small_models_scenario(n_models: int = 8, seed: int = 0) -> Scenario:
+def many_small_models_scenario(n_models: int = 8, seed: int = 0, cv: float = 0.0) -> Scenario:
     """Lightly loaded small models on one GPU type: one model per GPU wastes most of each GPU."""
     rng = np.random.default_rng(seed)
     models = [{"name": f"s{i}", "memory_gib": round(float(rng.uniform(0.5, 3.0)), 1), "slo_ms": 200.0,
                "profiles": {"L4": {"base_ms": round(float(rng.uniform(2.0, 6.0)), 2), "per_item_ms": 0.5, "max_batch": 8}}}
               for i in range(n_models)]
-    demand = [{"model": m["name"], "rate_rps": round(float(rng.uniform(5.0, 40.0)), 2)} for m in models]
+    demand = [{"model": m["name"], "rate_rps": round(float(rng.uniform(5.0, 40.0)), 2), "cv": cv} for m in models]
     raw = {"name": f"many-small-{n_models}", "objective": "min_cost",
            "gpu_types": [{"name": "L4", "memory_gib": 24, "cost_per_hour_usd": 1.15, "count": 16, "gpus_per_node": 4,
                           "interference_factor": 1.1}],

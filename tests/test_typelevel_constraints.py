@@ -36,9 +36,11 @@ def model(name: str, profiles: dict, memory: float = 1.0, slo: float = 1000.0, *
     return {"name": name, "memory_gib": memory, "slo_ms": slo, "profiles": profiles, **extra}
 
 
-def scenario(gpus: list[dict], models: list[dict], demand: dict[str, float], **top) -> Scenario:
+def scenario(gpus: list[dict], models: list[dict], demand: dict[str, float], cv: float = 0.0, **top) -> Scenario:
+    # Evenly spaced arrivals (cv 0) by default: the capacity rule's planned_share is then
+    # max_utilization, so only the family under test binds (the rule has its own tests).
     raw = {"name": "family", "max_utilization": 0.8, "gpu_types": gpus, "models": models,
-           "demand": [{"model": m, "rate_rps": r} for m, r in demand.items()], **top}
+           "demand": [{"model": m, "rate_rps": r, "cv": cv} for m, r in demand.items()], **top}
     return Scenario.model_validate(raw)
 
 

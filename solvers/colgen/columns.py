@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.capacity import capacity_rps
-from planner.problem import Member, Pattern, PlacementProblem
+from planner.problem import Member, Pattern, PlacementProblem, member_planned_rps
 from solvers.packing_rules import pattern_violations
 
 
@@ -65,13 +64,12 @@ def make_column(problem: PlacementProblem, index: Index, pattern: Pattern, check
             raise ValueError(f"infeasible pattern {pattern}: {bad}")
     gpu = problem.gpu_type(pattern.gpu_type)
     by_name = index.model_index()
-    cycle = pattern.cycle_ms
     indices, coverage = [], []
     for member in pattern.members:
         i = by_name.get(member.model)
         if i is None:  # no (residual) demand: the member runs but covers nothing here
             continue
-        rate = problem.max_utilization * capacity_rps(member.batch_size, cycle)
+        rate = member_planned_rps(problem, pattern, member)  # planned_share x 1000 b / D
         indices.append(i)
         coverage.append(min(rate, float(index.demand_rps[i])))
     return Column(

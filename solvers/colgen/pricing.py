@@ -18,6 +18,7 @@ import math
 import numba
 import numpy as np
 
+from planner.capacity import dedicated_planned_rps, planned_share
 from planner.problem import Member, PlacementProblem
 from solvers.colgen.columns import Column, Index, TypeItems, make_column, members_pattern
 
@@ -31,11 +32,9 @@ def singleton_columns(problem: PlacementProblem, index: Index) -> list[Column]:
         d = float(d)
         for opt in info.options:
             lat = opt.latency_ms
-            batches = np.arange(1, len(lat) + 1)
-            feasible = 2.0 * lat <= info.slo_ms + 1e-9
-            if not feasible.any():
+            rate = dedicated_planned_rps(lat, info.slo_ms, info.cv, u)  # planned_share x 1000 b / l(b)
+            if not (rate > 0).any():
                 continue
-            rate = np.where(feasible, u * 1000.0 * batches / lat, -1.0)
             target = min(rate.max(), d)
             b = int(np.argmax(rate >= target - 1e-12)) + 1
             pattern = members_pattern(opt.gpu_type, opt.tensor_parallel, [Member(info.name, b, float(lat[b - 1]))])
@@ -55,10 +54,17 @@ class FlatLatencies:
                      if len(lengths) else np.zeros(0))
 
 
+_planned_share = numba.njit(cache=True)(planned_share)  # the capacity rule, compiled unchanged
+
+
 @numba.njit(cache=True)
-def _greedy_fill(cycle_ms, factor, flat, offsets, lengths, memory, slo, demand, dual_demand, dual_presence,
+def _greedy_fill(cycle_ms, factor, flat, offsets, lengths, memory, slo, cv, demand, dual_demand, dual_presence,
                  utilization, gpu_memory, chosen_batch):
-    """Fill one GPU for a cycle target; chosen_batch[i] > 0 for picked items. Returns count."""
+    """Fill one GPU for a cycle target; chosen_batch[i] > 0 for picked items. Returns count.
+
+    A member's rate is planned_share x 1000 b / cycle_ms, the share taken at the target
+    cycle: the pattern's true cycle is at most the target, so its true tolerance k (and
+    share) is at least the one used here."""
     n = len(memory)
     ratio = np.empty(n)
     batch = np.zeros(n, dtype=np.int64)
@@ -79,15 +85,26 @@ def _greedy_fill(cycle_ms, factor, flat, offsets, lengths, memory, slo, demand, 
                 hi = mid - 1
         b_max = lo
         per_batch_rps = utilization * 1000.0 / cycle_ms
-        b_sat = int(math.ceil(demand[i] / per_batch_rps - 1e-9))
+        b_sat = int(math.ceil(demand[i] / per_batch_rps - 1e-9))  # at max_utilization: a lower bound
         if b_sat < 1:
             b_sat = 1
-        if b_sat <= b_max:
-            b = b_sat
+        b = 0
+        rate = 0.0
+        for bb in range(b_sat, b_max + 1):  # the smallest batch whose planned rate reaches demand
+            own = factor * flat[off + bb - 1]
+            rate = _planned_share(bb, cycle_ms, own, slo[i], cv[i], utilization) * 1000.0 * bb / cycle_ms
+            if rate >= demand[i] - 1e-9:
+                b = bb
+                break
+        if b > 0:
             value = dual_demand[i] * demand[i] + dual_presence[i]
         else:
             b = b_max
-            value = dual_demand[i] * per_batch_rps * b + dual_presence[i]
+            own = factor * flat[off + b - 1]
+            rate = _planned_share(b, cycle_ms, own, slo[i], cv[i], utilization) * 1000.0 * b / cycle_ms
+            if rate <= 0.0:
+                continue  # the rule gives this member nothing at this cycle
+            value = dual_demand[i] * rate + dual_presence[i]
         if value <= 1e-12:
             continue
         share = factor * flat[off + b - 1] / cycle_ms + memory[i] / gpu_memory
@@ -133,12 +150,14 @@ class SharedPricer:
         self.flat = [FlatLatencies(it) for it in self.items]
         self.targets = [cycle_targets(it) for it in self.items]
         self.demand = [index.demand_rps[it.model_indices] for it in self.items]
+        self.cv = [np.array([problem.model(index.models[i]).cv for i in it.model_indices], dtype=float)
+                   for it in self.items]
 
     def price(self, duals, gpu_dual_of, budget_dual: float, min_cost: bool, max_columns_per_type: int = 12) -> list[tuple[float, Column]]:
         """Columns with negative reduced cost found by the greedy, most negative first."""
         u = self.problem.max_utilization
         found: dict = {}
-        for it, flat, targets, demand in zip(self.items, self.flat, self.targets, self.demand):
+        for it, flat, targets, demand, cv in zip(self.items, self.flat, self.targets, self.demand, self.cv):
             cost = self.problem.gpu_types[it.type_index].cost_per_hour_usd
             constant = (cost if min_cost else 0.0) - gpu_dual_of(it.type_index, 1) - cost * budget_dual
             dual_demand = duals.demand[it.model_indices]
@@ -147,7 +166,7 @@ class SharedPricer:
             per_type = []
             for cycle in targets:
                 picked = _greedy_fill(float(cycle), it.interference_factor, flat.flat, flat.offsets, flat.lengths,
-                                      it.memory_per_gpu_gib, it.slo_ms, demand, dual_demand, dual_presence, u,
+                                      it.memory_per_gpu_gib, it.slo_ms, cv, demand, dual_demand, dual_presence, u,
                                       it.memory_gib, chosen)
                 if picked < 2:
                     continue
