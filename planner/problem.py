@@ -72,10 +72,17 @@ class PlacementProblem:
     candidates: pd.DataFrame = field(compare=False, repr=False)
 
     def gpu_type(self, name: str) -> GpuTypeInfo:
-        return next(g for g in self.gpu_types if g.name == name)
+        return self._lookup()[0][name]
 
     def model(self, name: str) -> ModelInfo:
-        return next(m for m in self.models if m.name == name)
+        return self._lookup()[1][name]
+
+    def _lookup(self) -> tuple[dict[str, GpuTypeInfo], dict[str, ModelInfo]]:
+        cached = self.__dict__.get("_by_name")
+        if cached is None:
+            cached = ({g.name: g for g in self.gpu_types}, {m.name: m for m in self.models})
+            object.__setattr__(self, "_by_name", cached)  # a cache of derived data, not a change
+        return cached
 
     @property
     def demanded_models(self) -> tuple[ModelInfo, ...]:

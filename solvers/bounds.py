@@ -26,3 +26,11 @@ def fluid_cost_bound(problem: PlacementProblem) -> float:
 def throughput_upper_bound(problem: PlacementProblem) -> float:
     """Upper bound on max_throughput: every model fully served (weighted)."""
     return sum(m.priority * m.demand_rps for m in problem.demanded_models)
+
+
+def best_cost_bound(problem: PlacementProblem) -> float:
+    """The best of the cheap proven lower bounds on min_cost (fluid, compact LP)."""
+    from solvers.compact_bound import compact_cost_bound
+
+    values = [b for b in (fluid_cost_bound(problem), compact_cost_bound(problem)) if math.isfinite(b)]
+    return max(values) if values else math.nan

@@ -27,6 +27,7 @@ from planner.problem import PlacementProblem
 from solvers.colgen.columns import Column, Index
 
 INF = highspy.kHighsInf
+MIP_MAX_NODES = 300
 
 
 @dataclass
@@ -61,9 +62,12 @@ class Master:
     """Restricted master LP/MIP; columns are appended, rows are fixed at construction."""
 
     def __init__(self, problem: PlacementProblem, index: Index, fair_share: float | None = None,
-                 used_gpus: dict[int, int] | None = None, used_usd_per_hour: float = 0.0):
-        """`used_gpus` and `used_usd_per_hour`: what fixed patterns already take (residual masters)."""
+                 maximize_share: bool = False, used_gpus: dict[int, int] | None = None, used_usd_per_hour: float = 0.0,
+                 used_group_gpus: dict[tuple[int, int], int] | None = None):
+        """`used_*`: what fixed patterns already take (residual masters): GPUs per type, USD per
+        hour, and GPUs in groups of size >= d per (type, d)."""
         self.used_gpus = used_gpus or {}
+        self.used_group_gpus = used_group_gpus or {}
         self.used_usd_per_hour = used_usd_per_hour
         self.problem = problem
         self.index = index
@@ -75,6 +79,8 @@ class Master:
         self.n_models = len(index.models)
         self._row = 0
         self.served_cols: np.ndarray | None = None
+        self.share_col: int | None = None
+        self.maximize_share = maximize_share
         if self.min_cost:
             self.demand_rows = self._add_rows(index.demand_rps, np.full(self.n_models, INF))
             self.presence_rows = self._add_rows(presence_lower_bounds(problem, index), np.full(self.n_models, INF))
@@ -113,12 +119,20 @@ class Master:
     def _add_served_columns(self, fair_share: float | None) -> None:
         """served_m in [0, demand_m] (or [share x demand, demand] with a fair share), objective -w_m."""
         lower = self.index.demand_rps * (fair_share or 0.0)
-        weights = -self.index.priority
+        weights = np.zeros(self.n_models) if self.maximize_share else -self.index.priority
         start = self.highs.getNumCol()
         for i in range(self.n_models):
             self.highs.addCol(float(weights[i]), float(lower[i]), float(self.index.demand_rps[i]), 1,
                               np.array([self.demand_rows[i]], np.int32), np.array([-1.0]))
         self.served_cols = np.arange(start, start + self.n_models)
+        if self.maximize_share:
+            # fairness, stage 1: maximise the common share z with served_m >= z demand_m
+            self.share_col = self.highs.getNumCol()
+            self.highs.addCol(-1.0, 0.0, 1.0, 0, np.zeros(0, np.int32), np.zeros(0))
+            for i in range(self.n_models):
+                self.highs.addRow(0.0, INF, 2, np.array([self.served_cols[i], self.share_col], np.int32),
+                                  np.array([1.0, -float(self.index.demand_rps[i])]))
+                self._row += 1
 
     def _add_inventory_rows(self) -> dict[int, int]:
         rows = {}
@@ -136,7 +150,8 @@ class Master:
             degrees = sorted({o.tensor_parallel for m in self.problem.demanded_models for o in m.options
                               if o.gpu_type == gpu.name and o.tensor_parallel > 1})
             for d in degrees:
-                rows[(t, d)] = int(self._add_rows(np.array([-INF]), np.array([float(gpu.group_slots(d))]))[0])
+                left = float(gpu.group_slots(d) - self.used_group_gpus.get((t, d), 0))
+                rows[(t, d)] = int(self._add_rows(np.array([-INF]), np.array([left]))[0])
         return rows
 
     def _add_budget_row(self) -> int | None:
@@ -177,7 +192,8 @@ class Master:
 
     @property
     def first_pattern_col(self) -> int:
-        return (0 if self.served_cols is None else self.n_models) + len(self.slack_cols)
+        served = 0 if self.served_cols is None else self.n_models + (1 if self.share_col is not None else 0)
+        return served + len(self.slack_cols)
 
     def slack_used(self) -> float:
         if not len(self.slack_cols):
@@ -230,6 +246,7 @@ class Master:
         h.setOptionValue("output_flag", False)
         h.setOptionValue("random_seed", int(seed))
         h.setOptionValue("time_limit", max(0.05, float(time_limit_s)))
+        h.setOptionValue("mip_max_nodes", MIP_MAX_NODES)  # a work limit: same input, same plan
         h.setOptionValue("mip_rel_gap", 1e-4)
         h.passModel(self.highs.getModel())
         n_pat = len(self.columns)
@@ -248,7 +265,10 @@ class Master:
             full = np.zeros(h.getNumCol())
             full[first:first + len(start)] = start
             if self.served_cols is not None:
-                full[self.served_cols] = self._served_for(start)
+                served = self._served_for(start)
+                full[self.served_cols] = served
+                if self.share_col is not None:
+                    full[self.share_col] = float(np.min(served / self.index.demand_rps))
             sol = highspy.HighsSolution()
             sol.col_value = list(full)
             sol.value_valid = True

@@ -1,15 +1,18 @@
 """Packing by column generation: the "colgen" solver.
 
-1. Columns: every singleton (model alone on a GPU / TP group) up front, plus the warm
-   start's patterns.
-2. Column generation: master LP (HiGHS) -> duals -> greedy pricing of shared patterns per
-   GPU type and cycle target -> new columns, until the greedy finds none.
-3. Proof: exact pricing (solvers.colgen.exact_pricing, a MIP relaxation of the pricing
-   problem per GPU type) either finds more columns (back to 2) or bounds every pattern's
-   reduced cost; the Lagrangian bound from those duals is the proven bound (it equals the
-   LP value once no pattern prices out).
-4. Integers: MIP over the columns (HiGHS) from the warm start, then the plan.
-A time limit returns the best plan so far, its bound and status `time_limit`.
+1. Columns: every singleton (a model alone on a GPU or TP group) up front, plus the
+   warm start's patterns (greedy-type).
+2. Column generation: master LP (HiGHS) -> duals -> compiled greedy pricing of shared
+   patterns per GPU type and cycle target -> new columns, until the greedy finds none.
+3. Bound: the best of a Lagrangian bound from the last duals (every shared pattern's value
+   bounded by a relaxation of the pricing problem, solvers.colgen.pricing_bound), the compact
+   LP relaxation (solvers.compact_bound) and the fluid bound (solvers.bounds). The LP value
+   of the master is reported in stats but is not claimed as proven: greedy pricing may miss
+   a column.
+4. Integers (min_cost): a dive with column generation on the residual demand
+   (solvers.colgen.dive), then a MIP over every column from the best plan so far.
+The phases stop on work limits (iterations, MIP nodes), so the same input gives the same
+plan; the time limit is a guard, and a plan cut short by it has status `time_limit`.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from planner.problem import (
     planned_capacity_rps,
     relative_gap,
 )
-from solvers.bounds import fluid_cost_bound, throughput_upper_bound
+from solvers.bounds import best_cost_bound, throughput_upper_bound
 from solvers.colgen.columns import Column, Index, make_column, type_items
-from solvers.colgen.exact_pricing import ExactPricer
+from solvers.colgen.dive import dive
 from solvers.colgen.master import Master
 from solvers.colgen.pricing import SharedPricer, singleton_columns
+from solvers.colgen.pricing_bound import PatternValueBound
 
 
 @dataclass
@@ -41,22 +45,29 @@ class Progress:
     iterations: int = 0
     columns: int = 0
     lp_value: float = math.nan
-    exact_rounds: int = 0
     lp_s: float = 0.0
     pricing_s: float = 0.0
-    exact_s: float = 0.0
+    bound_s: float = 0.0
     mip_s: float = 0.0
+    dive_s: float = 0.0
+    dive_value: float = math.nan
+    mip_value: float = math.nan
+    fair_share: float = math.nan
+    warm_value: float = math.nan
 
 
 def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResult | None:
     from solvers.registry import SOLVERS
 
-    name = "greedy-pack" if "greedy-pack" in SOLVERS else "greedy-type"
+    name = "greedy-type"
     try:
         result = SOLVERS[name]().solve(problem, settings)
     except Exception:  # a baseline failing must not stop the exact solver
         return None
     return result if result.patterns and result.status is not SolveStatus.INFEASIBLE else None
+
+
+DIVE_ROUND_ITERATIONS = 15
 
 
 class ColumnGeneration:
@@ -65,42 +76,73 @@ class ColumnGeneration:
 
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
-        limit = settings.time_limit_s
-        deadline = start + limit
         index = Index.of(problem)
         progress = Progress()
         if not index.models:
             return SolveResult(self.name, SolveStatus.OPTIMAL, problem.objective, 0.0, 0.0, (), {}, 0.0)
         warm = _warm_start(problem, settings)
-        pool: dict = {}  # every pattern generated so far (shared across the phases)
+        fair_share = None
+        if problem.fairness:
+            # stage 1: the largest share of demand every model can get; stage 2 keeps it
+            first, _, _ = self._stage(problem, index, settings, start, 0.5 * settings.time_limit_s, None,
+                                      progress, maximize_share=True)
+            if first is not None:
+                _, served = self._evaluate(problem, first)
+                fair_share = min(served[m] / index.demand_rps[i] for i, m in enumerate(index.models)) * (1 - 1e-9)
+                progress.fair_share = round(fair_share, 6)
+        left = settings.time_limit_s - (time.perf_counter() - start)
+        best, proven_bound, converged = self._stage(problem, index, settings, time.perf_counter(), left, warm,
+                                                    progress, fair_share=fair_share)
+        return self._result(problem, settings, start, best, proven_bound, converged, progress)
 
-        # Phase A: column generation on the whole problem, then the proof
-        master = Master(problem, index)
+    def _stage(self, problem, index, settings, start, limit, warm, progress, fair_share=None, maximize_share=False):
+        """Column generation, bound, dive (min_cost) and integer master; returns
+        (best patterns or None, proven bound, finished without the time guard)."""
+        deadline = start + limit
+        pool: dict = {}  # every pattern generated so far (shared across the phases)
+        master = Master(problem, index, fair_share=fair_share, maximize_share=maximize_share)
         self._add(master, problem, index, pool, singleton_columns(problem, index))
         if warm is not None:
             self._add(master, problem, index, pool, [pc.pattern for pc in warm.patterns])
         lp, proven_bound, converged = self._generate(problem, index, master, pool, progress,
-                                                     start + 0.45 * limit, prove=True, warm=warm)
+                                                     start + 0.5 * limit, prove=not maximize_share, warm=warm)
         progress.columns = len(master.columns)
 
         candidates: list[tuple[PatternCount, ...]] = []
-        if warm is not None:
+        if warm is not None and fair_share is None and not maximize_share:
             candidates.append(warm.patterns)
-        # Phase B: integer master over the columns of phase A
+            progress.warm_value = warm.value
+        # Phase B (min_cost): dive with column generation on the residual problem
+        if master.min_cost and lp is not None and master.slack_used() <= 1e-7:
+            t0 = time.perf_counter()
+
+            def regenerate(rest, sub, columns, stop_at):
+                self._add(sub, problem, rest, pool, columns)
+                self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
+                               max_iterations=DIVE_ROUND_ITERATIONS)
+
+            dived = dive(problem, index, pool, regenerate, start + 0.85 * limit)
+            converged = converged and dived is not None
+            progress.dive_s += time.perf_counter() - t0
+            if dived is not None:
+                progress.dive_value = self._evaluate(problem, dived)[0]
+                candidates.append(dived)
+                self._add(master, problem, index, pool, [pc.pattern for pc in dived])
+        # Phase C: integer master over every column, from the best plan so far
         t0 = time.perf_counter()
-        start_counts = self._start_vector(master, warm)
-        counts, _, _ = master.solve_mip(max(0.05, min(0.2 * limit, deadline - time.perf_counter())), settings.seed, start_counts)
+        incumbent = self._best(problem, candidates)
+        start_counts = self._start_vector(master, incumbent)
+        counts, _, _ = master.solve_mip(max(0.05, deadline - time.perf_counter()), settings.seed, start_counts)
         progress.mip_s += time.perf_counter() - t0
         if counts is not None:
             candidates.append(self._patterns(master, counts))
-        # Phase C: fix the LP's whole GPUs, re-price the residual demand (coefficients capped
-        # at what is left, so leftovers of several models share GPUs) and solve it as a MIP
-        if lp is not None and master.slack_used() <= 1e-7 and time.perf_counter() < deadline - 0.05:
-            residual = self._residual_plan(problem, index, master, lp, pool, progress, settings, deadline)
-            if residual is not None:
-                candidates.append(residual)
+            progress.mip_value = self._evaluate(problem, candidates[-1])[0]
+        if time.perf_counter() > deadline:
+            converged = False
+        best = self._best(problem, candidates, fair_share, maximize_share)
+        return best, proven_bound, converged
 
-        best = self._best(problem, candidates)
+    def _result(self, problem, settings, start, best, proven_bound, converged, progress) -> SolveResult:
         wall = time.perf_counter() - start
         stats = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in progress.__dict__.items()}
         if best is None:
@@ -134,70 +176,37 @@ class ColumnGeneration:
         master.add_columns(fresh)
         return len(fresh)
 
-    def _generate(self, problem, index, master, pool, progress, stop_at, prove: bool, warm):
-        """Column generation until greedy pricing finds nothing, then (if `prove`) exact pricing."""
+    def _generate(self, problem, index, master, pool, progress, stop_at, prove: bool, warm,
+                  max_iterations: int = 400):
+        """Column generation until greedy pricing finds no column (or the iteration cap / the
+        clock stops it); with `prove`, the Lagrangian bound from the last duals."""
         items = type_items(problem, index)
         pricer = SharedPricer(problem, index, items)
-        exact = ExactPricer(problem, index, items) if prove else None
-        lp, proven_bound, converged = None, math.nan, False
-        while time.perf_counter() < stop_at:
+        lp, converged = None, False
+        for _ in range(max_iterations):
+            if time.perf_counter() >= stop_at:
+                break
             t0 = time.perf_counter()
             lp = master.solve_lp()
             progress.lp_s += time.perf_counter() - t0
             progress.iterations += 1
             if lp is None:
                 break
-            if prove:
-                progress.lp_value = lp.value
             t0 = time.perf_counter()
             found = pricer.price(lp.duals, lambda t, k: master.gpu_dual(t, k, lp.duals), lp.duals.budget, master.min_cost)
             progress.pricing_s += time.perf_counter() - t0
-            if found and self._add(master, problem, index, pool, [c for _, c in found]):
-                continue
-            if exact is None:
+            if not (found and self._add(master, problem, index, pool, [c for _, c in found])):
                 converged = True
                 break
+        if lp is not None and not converged:  # the last columns were added after the last solve
+            lp = master.solve_lp()
+        proven_bound = math.nan
+        if prove and lp is not None:
             t0 = time.perf_counter()
-            outcome = exact.price(lp.duals, master, stop_at)
-            progress.exact_s += time.perf_counter() - t0
-            progress.exact_rounds += 1
-            if outcome.complete:
-                proven_bound = self._lagrangian_bound(problem, master, lp, outcome.max_reduced_value, warm)
-            if outcome.columns and self._add(master, problem, index, pool, outcome.columns):
-                continue
-            converged = outcome.complete
-            break
+            progress.lp_value = lp.value
+            proven_bound = self._lagrangian_bound(problem, index, master, lp, items, warm)
+            progress.bound_s += time.perf_counter() - t0
         return lp, proven_bound, converged
-
-    def _residual_plan(self, problem, index, master, lp, pool, progress, settings, deadline):
-        fixed = np.floor(lp.x + 1e-6).astype(np.int64)
-        fixed[[c.gpus > 1 for c in master.columns]] = 0  # TP groups stay free: node packing stays exact
-        if not fixed.any():
-            return None
-        covered = np.zeros(len(index.models))
-        used_gpus: dict[int, int] = {}
-        used_usd = 0.0
-        for col, n in zip(master.columns, fixed):
-            if n:
-                for i, cov in zip(col.model_indices, col.coverage_rps):
-                    covered[i] += cov * n
-                used_gpus[col.type_index] = used_gpus.get(col.type_index, 0) + col.gpus * int(n)
-                used_usd += col.cost_usd_per_hour * int(n)
-        fixed_patterns = self._patterns(master, fixed)
-        rest = index.residual(np.minimum(covered, index.demand_rps))
-        if not rest.models:
-            return fixed_patterns
-        sub = Master(problem, rest, used_gpus=used_gpus, used_usd_per_hour=used_usd)
-        self._add(sub, problem, rest, pool, singleton_columns(problem, rest))
-        self._add(sub, problem, rest, pool, list(pool))
-        left = deadline - time.perf_counter()
-        self._generate(problem, rest, sub, pool, progress, time.perf_counter() + 0.4 * left, prove=False, warm=None)
-        t0 = time.perf_counter()
-        counts, _, _ = sub.solve_mip(max(0.05, deadline - time.perf_counter()), settings.seed)
-        progress.mip_s += time.perf_counter() - t0
-        if counts is None:
-            return None
-        return self._merge(fixed_patterns, self._patterns(sub, counts))
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -213,43 +222,50 @@ class ColumnGeneration:
     @staticmethod
     def _final_bound(problem: PlacementProblem, lagrangian: float, value: float) -> float:
         if problem.objective == "min_cost":
-            candidates = [b for b in (lagrangian, fluid_cost_bound(problem)) if math.isfinite(b)]
+            candidates = [b for b in (lagrangian, best_cost_bound(problem)) if math.isfinite(b)]
             return min(max(candidates), value) if candidates else math.nan
         candidates = [b for b in (lagrangian, throughput_upper_bound(problem)) if math.isfinite(b)]
         return max(min(candidates), value) if candidates else math.nan
 
     @staticmethod
-    def _lagrangian_bound(problem, master: Master, lp, max_reduced_value: dict[int, float], warm) -> float:
-        """Bound from LP duals: z_LP + sum over types of (most any pattern could improve) x (how
-        many such patterns a plan can hold). `max_reduced_value[t]` bounds -reduced cost of every
-        shared pattern of type t (singletons are all in the master, so their reduced cost is >= 0)."""
+    def _lagrangian_bound(problem, index, master: Master, lp, items, warm) -> float:
+        """Bound from LP duals: z_LP + sum over types of (most any shared pattern could improve)
+        x (how many GPUs of the type a plan can hold). Singletons are all in the master, so at
+        an LP optimum none improves; shared patterns are bounded by PatternValueBound."""
         if lp is None or master.slack_used() > 1e-7:
             return math.nan
         total = lp.value
-        for t, gain in max_reduced_value.items():
+        for it in items:
+            if len(it.model_indices) < 2:
+                continue
+            t = it.type_index
+            gpu = problem.gpu_types[t]
+            cost = gpu.cost_per_hour_usd
+            constant = (cost if master.min_cost else 0.0) - master.gpu_dual(t, 1, lp.duals) - cost * lp.duals.budget
+            value = PatternValueBound(it, index.demand_rps, problem.max_utilization).bound(lp.duals.demand, lp.duals.presence)
+            gain = value - constant
             if gain <= 1e-12:
                 continue
-            gpu = problem.gpu_types[t]
             limits = []
             if gpu.count is not None:
                 limits.append(gpu.count)
-            if gpu.cost_per_hour_usd > 0:
+            if cost > 0:
                 if problem.budget_usd_per_hour is not None:
-                    limits.append(problem.budget_usd_per_hour / gpu.cost_per_hour_usd)
-                if problem.objective == "min_cost" and warm is not None and warm.objective == "min_cost":
-                    limits.append(warm.value / gpu.cost_per_hour_usd)
+                    limits.append(problem.budget_usd_per_hour / cost)
+                if master.min_cost and warm is not None:
+                    limits.append(warm.value / cost)
             if not limits:
                 return math.nan
-            total += (-gain if problem.objective == "min_cost" else gain) * min(limits)
+            total += (-gain if master.min_cost else gain) * min(limits)
         return total
 
     @staticmethod
-    def _start_vector(master: Master, warm) -> np.ndarray | None:
-        if warm is None:
+    def _start_vector(master: Master, incumbent) -> np.ndarray | None:
+        if incumbent is None:
             return None
         where = {c.pattern: j for j, c in enumerate(master.columns)}
         counts = np.zeros(len(master.columns))
-        for pc in warm.patterns:
+        for pc in incumbent:
             j = where.get(pc.pattern)
             if j is None:
                 return None
@@ -269,12 +285,17 @@ class ColumnGeneration:
                 total[pc.pattern] = total.get(pc.pattern, 0) + pc.count
         return tuple(PatternCount(p, n) for p, n in sorted(total.items()))
 
-    def _best(self, problem, candidates):
+    def _best(self, problem, candidates, fair_share=None, maximize_share=False):
         best, best_value = None, None
         for patterns in candidates:
             if not patterns or not self._feasible(problem, patterns):
                 continue
-            value, _ = self._evaluate(problem, patterns)
+            value, served = self._evaluate(problem, patterns)
+            shares = [served[m.name] / m.demand_rps for m in problem.demanded_models]
+            if maximize_share:
+                value = min(shares)
+            elif fair_share is not None and min(shares) < fair_share - 1e-9:
+                continue
             better = best_value is None or (value < best_value - 1e-9 if problem.objective == "min_cost" else value > best_value + 1e-9)
             if better:
                 best, best_value = patterns, value

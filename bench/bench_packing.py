@@ -1,0 +1,142 @@
+"""Packing benchmark (issue 3): colgen against every baseline, side by side, in one run.
+
+For each fleet scenario (50 / 200 / 1,000 models on 64 / 512 / 4,096 GPUs, built from
+../shared/data by scripts/build_fleet_scenarios.py) it solves with each solver under the
+same time limit, checks every plan with verify_plan, and records solve time, cost, proven
+bound, gap, status, GPUs shared, and colgen's cost as a ratio to each baseline.
+
+    .venv/bin/python bench/bench_packing.py            # all sizes (about 10 minutes)
+    .venv/bin/python bench/bench_packing.py --sizes 50 # one size
+
+Writes reports/packing_bench.md and reports/packing_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.atomic import write_text_atomic  # noqa: E402
+from planner.plan import extract_plan  # noqa: E402
+from planner.problem import SolveSettings, build_problem  # noqa: E402
+from planner.scenario import load_scenario  # noqa: E402
+from planner.verify import verify_plan  # noqa: E402
+from solvers.registry import get_solver  # noqa: E402
+from solvers.single_type import BestSingleType  # noqa: E402
+
+SIZES = {
+    50: ("fleet-50x64.yaml", 10.0),
+    200: ("fleet-200x512.yaml", 10.0),
+    1000: ("fleet-1000x4096.yaml", 60.0),
+}
+BASELINES = ["greedy-pack", "best-single-type", "one-per-gpu"]
+SMALL_ONLY = ["direct-milp", "direct-cpsat"]  # direct formulations: cross-checks that do not scale
+
+
+def make_solver(name: str):
+    if name == "best-single-type":
+        return BestSingleType(inner="greedy-pack")  # packed per type by the greedy: colgen x types would not fit the limit
+    return get_solver(name)
+
+
+def run_one(scenario, problem, name: str, time_limit_s: float, seed: int) -> dict:
+    solver = make_solver(name)
+    start = time.perf_counter()
+    try:
+        result = solver.solve(problem, SolveSettings(time_limit_s=time_limit_s, seed=seed))
+    except Exception as exc:  # a baseline that fails is recorded, not fatal
+        return {"solver": name, "status": "error", "error": f"{type(exc).__name__}: {exc}"[:200],
+                "wall_s": round(time.perf_counter() - start, 2)}
+    wall = time.perf_counter() - start
+    row = {"solver": name, "status": result.status.value, "wall_s": round(wall, 2),
+           "cost_usd_per_hour": None, "bound": None, "gap": None, "gpus": None, "shared_gpus": None, "verified": None}
+    if result.patterns:
+        plan = extract_plan(problem, result, seed)
+        violations = verify_plan(scenario, plan)
+        row.update(
+            cost_usd_per_hour=round(plan.cost_per_hour_usd, 4),
+            bound=None if not math.isfinite(result.bound) else round(result.bound, 4),
+            gap=None if not math.isfinite(result.gap) else round(result.gap, 4),
+            gpus=len(plan.gpus),
+            shared_gpus=sum(1 for g in plan.gpus if len(g.replicas) > 1),
+            verified=not violations,
+        )
+        if violations:
+            row["violations"] = violations[:3]
+    if result.stats:
+        row["stats"] = {k: v for k, v in result.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return row
+
+
+def bench(sizes: list[int], seed: int) -> dict:
+    out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}, "seed": seed, "instances": []}
+    for size in sizes:
+        file, limit = SIZES[size]
+        scenario = load_scenario(ROOT / "scenarios" / file)
+        problem = build_problem(scenario)
+        gpus = sum(g.count or 0 for g in scenario.gpu_types)
+        names = ["colgen", *BASELINES] + (SMALL_ONLY if size <= 50 else [])
+        rows = []
+        for name in names:
+            print(f"[{file}] {name} (limit {limit:g} s) ...", file=sys.stderr, flush=True)
+            rows.append(run_one(scenario, problem, name, limit, seed))
+            print(f"    {rows[-1]}", file=sys.stderr, flush=True)
+        colgen = rows[0]
+        ratios = {}
+        for row in rows[1:]:
+            if colgen.get("cost_usd_per_hour") and row.get("cost_usd_per_hour"):
+                ratios[row["solver"]] = round(colgen["cost_usd_per_hour"] / row["cost_usd_per_hour"], 4)
+        out["instances"].append({"scenario": file, "models": len(scenario.models), "gpus": gpus,
+                                 "gpu_types": len(scenario.gpu_types), "time_limit_s": limit,
+                                 "results": rows, "colgen_cost_ratio": ratios})
+    return out
+
+
+def render_markdown(data: dict) -> str:
+    lines = ["# Packing benchmark (issue 3)", "",
+             "Produced by `bench/bench_packing.py`; every solver on the same scenario and time limit, in one run, "
+             f"on a {data['machine']['cpus']}-core machine (load average at start: {data['machine']['loadavg_at_start']}).",
+             "`bound` is each solver's own proven bound (a lower bound on cost); `gap` = (cost - bound) / cost. "
+             "`ratio` is colgen's cost divided by that solver's cost (below 1: colgen is cheaper).", ""]
+    for inst in data["instances"]:
+        lines += [f"## {inst['scenario']}: {inst['models']} models, {inst['gpus']} GPUs of {inst['gpu_types']} types, "
+                  f"limit {inst['time_limit_s']:g} s", "",
+                  "| solver | status | wall s | cost $/h | bound | gap | GPUs | shared | verified | ratio |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+        for row in inst["results"]:
+            ratio = inst["colgen_cost_ratio"].get(row["solver"], "")
+            gap = "" if row.get("gap") is None else f"{row['gap']:.2%}"
+            lines.append(f"| {row['solver']} | {row['status']} | {row['wall_s']} | {row.get('cost_usd_per_hour') or ''} | "
+                         f"{row.get('bound') or ''} | {gap} | {row.get('gpus') or ''} | {row.get('shared_gpus') or ''} | "
+                         f"{row.get('verified', '')} | {ratio} |")
+        stats = inst["results"][0].get("stats", {})
+        if stats:
+            lines += ["", "colgen phases: " + ", ".join(f"{k}={v}" for k, v in stats.items())]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "reports")
+    args = parser.parse_args()
+    data = bench(args.sizes, args.seed)
+    write_text_atomic(args.out / "packing_bench.json", json.dumps(data, indent=2) + "\n")
+    write_text_atomic(args.out / "packing_bench.md", render_markdown(data))
+    print(render_markdown(data))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Diving with column generation: the integer plan for min_cost at fleet scale.
+
+Each round solves the master LP of what is left (demand not yet covered, GPUs and budget
+not yet used), re-prices columns for it (coefficients capped at the *remaining* demand, so
+leftovers of several models are worth sharing a GPU), then fixes the LP's whole GPUs and
+when none is whole, rounds up the ones it uses most. Rounds repeat until all demand is covered.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from planner.problem import Pattern, PatternCount, PlacementProblem
+from solvers.colgen.columns import Index, make_column
+from solvers.colgen.master import Master
+from solvers.colgen.pricing import singleton_columns
+
+
+@dataclass
+class FixedGpus:
+    """What the dive has fixed so far."""
+
+    counts: dict[Pattern, int] = field(default_factory=dict)
+    used_gpus: dict[int, int] = field(default_factory=dict)
+    used_group_gpus: dict[tuple[int, int], int] = field(default_factory=dict)
+    used_usd_per_hour: float = 0.0
+
+    def fits(self, problem: PlacementProblem, type_index: int, gpus: int, cost: float, times: int) -> bool:
+        gpu = problem.gpu_types[type_index]
+        if gpu.count is not None:
+            if self.used_gpus.get(type_index, 0) + gpus * times > gpu.count:
+                return False
+            for d in (2, 4, 8):
+                if gpus >= d and self.used_group_gpus.get((type_index, d), 0) + gpus * times > gpu.group_slots(d):
+                    return False
+        budget = problem.budget_usd_per_hour
+        return budget is None or self.used_usd_per_hour + cost * times <= budget + 1e-9
+
+    def add(self, pattern: Pattern, type_index: int, gpus: int, cost: float, times: int) -> None:
+        self.counts[pattern] = self.counts.get(pattern, 0) + times
+        self.used_gpus[type_index] = self.used_gpus.get(type_index, 0) + gpus * times
+        for d in (2, 4, 8):
+            if gpus >= d:
+                key = (type_index, d)
+                self.used_group_gpus[key] = self.used_group_gpus.get(key, 0) + gpus * times
+        self.used_usd_per_hour += cost * times
+
+    def patterns(self) -> tuple[PatternCount, ...]:
+        return tuple(PatternCount(p, n) for p, n in sorted(self.counts.items()) if n > 0)
+
+
+def dive(problem: PlacementProblem, index: Index, pool: dict, generate, deadline: float,
+         finish=None, round_up_share: float = 0.2) -> tuple[PatternCount, ...] | None:
+    """Fix GPUs round by round until all demand is covered; None if the dive gets stuck.
+
+    `generate(index, master, columns, stop_at)` runs column generation on a residual master.
+    `finish(master) -> counts or None`: once the LP has no whole GPU left, the residual is
+    handed to it (an integer master) instead of rounding up column by column.
+    """
+    fixed = FixedGpus()
+    full = index.model_index()
+    covered = np.zeros(len(index.models))
+    while True:
+        rest = index.residual(np.minimum(covered, index.demand_rps))
+        if not rest.models:
+            return fixed.patterns()
+        if time.perf_counter() >= deadline:
+            return None
+        sub = Master(problem, rest, used_gpus=fixed.used_gpus, used_usd_per_hour=fixed.used_usd_per_hour,
+                     used_group_gpus=fixed.used_group_gpus)
+        columns = singleton_columns(problem, rest)
+        names = set(rest.models)
+        for pattern in pool:
+            if any(m.model in names for m in pattern.members):
+                columns.append(make_column(problem, rest, pattern))
+        generate(rest, sub, columns, deadline)
+        lp = sub.solve_lp()
+        if lp is None or sub.slack_used() > 1e-7:
+            return None
+        x = np.zeros(len(sub.columns))
+        x[: len(lp.x)] = lp.x
+        whole = np.floor(x + 1e-6)
+        round_up: set[int] = set()
+        if not whole.any() and finish is not None:
+            counts = finish(sub)
+            if counts is None:
+                return None
+            for j, n in enumerate(counts):
+                if n > 0:
+                    col = sub.columns[j]
+                    fixed.add(col.pattern, col.type_index, col.gpus, col.cost_usd_per_hour, int(n))
+            return fixed.patterns()
+        if not whole.any():
+            # nothing whole left: round up the columns the LP uses most (at least the largest)
+            order = [j for j in np.argsort(-x, kind="stable") if x[j] > 1e-6]
+            round_up = {j for j in order[: max(1, math.ceil(round_up_share * len(order)))] if x[j] >= 0.5} or set(order[:1])
+        progress_made = False
+        for j, col in enumerate(sub.columns):
+            times = int(whole[j]) + (1 if j in round_up else 0)
+            if times <= 0 or not fixed.fits(problem, col.type_index, col.gpus, col.cost_usd_per_hour, times):
+                continue
+            fixed.add(col.pattern, col.type_index, col.gpus, col.cost_usd_per_hour, times)
+            for i, cov in zip(col.model_indices, col.coverage_rps):
+                covered[full[rest.models[i]]] += cov * times
+            progress_made = True
+        if not progress_made:
+            return None
