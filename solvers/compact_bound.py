@@ -4,8 +4,9 @@ sees memory and replica counts, which the fluid bound does not.
 Variables, per (model m, GPU type t, degree k) option: replicas[m,t,k] >= 0 and busy[m,t,k]
 >= 0 (GPU-seconds per second given to m); per type: gpus[t] >= 0. Every real plan maps to a
 feasible point (gpus = GPUs used, replicas = its replicas, busy = their shares of GPU time):
-- coverage:  sum_{t,k} U R_mtk busy_mtk >= demand_m, R_mtk the best req/s per busy second
-             of m on (t, k) among batches that meet the SLO alone (2 l(b) <= slo);
+- coverage:  sum_{t,k} P_mtk busy_mtk >= demand_m, P_mtk the best planned req/s of m alone on
+             (t, k) (planner.capacity.dedicated_planned_rps): a member sharing a GPU plans no
+             more per busy second (longer cycles tolerate fewer cycles, interference slows it);
 - presence:  sum_{t,k} replicas_mtk >= ceil(demand_m / best planned rate of m);
 - a replica's least share: busy_mtk >= replicas_mtk x k l_mt(1) / (slo_m - l_mt(1)) for
              k = 1 (its batch-1 time within the longest cycle its SLO allows), and
@@ -22,6 +23,7 @@ import math
 import highspy
 import numpy as np
 
+from planner.capacity import dedicated_planned_rps
 from planner.problem import PlacementProblem
 from solvers.highs_quiet import quiet_highs
 
@@ -39,12 +41,11 @@ def compact_cost_bound(problem: PlacementProblem) -> float:
         best = 0.0
         for opt in info.options:
             lat = opt.latency_ms
-            batches = np.arange(1, len(lat) + 1)
-            ok = 2.0 * lat <= info.slo_ms + 1e-9
-            if not ok.any():
+            planned = dedicated_planned_rps(lat, info.slo_ms, info.cv, u)
+            if not (planned > 0).any():
                 continue
-            rate = float(np.max(np.where(ok, 1000.0 * batches / lat, 0.0)))
-            best = max(best, u * rate)
+            rate = float(np.max(planned))  # planned req/s per busy second (capacity rule)
+            best = max(best, rate)
             k = opt.tensor_parallel
             if k == 1:
                 least = float(lat[0]) / max(info.slo_ms - float(lat[0]), 1e-9)
@@ -81,7 +82,7 @@ def compact_cost_bound(problem: PlacementProblem) -> float:
         row(0.0, INF, [busy[j], rep[j]], [1.0, -least])  # a replica's least share
     for i, info in enumerate(demanded):
         js = by_model.get(i, [])
-        row(info.demand_rps, INF, [busy[j] for j in js], [u * options[j][3] for j in js])  # coverage
+        row(info.demand_rps, INF, [busy[j] for j in js], [options[j][3] for j in js])  # coverage
         row(float(math.ceil(info.demand_rps / best_planned[i] - 1e-9)), INF, [rep[j] for j in js], [1.0] * len(js))
     for t, gpu in enumerate(problem.gpu_types):
         js = by_type.get(t, [])
