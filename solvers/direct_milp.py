@@ -229,7 +229,7 @@ def build(problem: PlacementProblem, cost_cap: float = math.inf) -> _Formulation
 def _backend(settings: SolveSettings, time_left_s: float):
     limit = max(1.0, time_left_s)
     if pulp.HiGHS().available():
-        return pulp.HiGHS(msg=False, gapRel=settings.gap_target, timeLimit=limit, threads=settings.threads,
+        return pulp.HiGHS(msg=False, gapRel=settings.gap_target, timeLimit=limit,
                           random_seed=settings.seed)
     return pulp.PULP_CBC_CMD(msg=False, gapRel=settings.gap_target, timeLimit=limit, threads=settings.threads)
 
