@@ -24,7 +24,7 @@ SOLVERS: dict[str, type] = {
     "greedy-pack": GreedyPack,
     "best-single-type": BestSingleType,
 }
-DEFAULT_SOLVER = "cpsat-type"
+DEFAULT_SOLVER = "colgen"
 
 
 def get_solver(name: str) -> Solver:

@@ -152,7 +152,7 @@ def test_two_planner_processes_writing_the_same_out_leave_one_whole_plan(tmp_pat
     written = out.read_text()
     plan = json.loads(written)  # whole, parseable
     assert written in {stdout for stdout, _ in outputs}
-    assert plan["status"] == "optimal"
+    assert plan["status"] in {"optimal", "feasible"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
 
 

@@ -48,13 +48,15 @@ def test_plan_table_writes_the_file(tmp_path, scenarios_dir):
     out = tmp_path / "plan.json"
     result = invoke("plan", scenarios_dir / "quickstart.yaml", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "optimal" in result.output
+    assert "proven bound" in result.output
     assert "GPUs used" in result.output and "Models" in result.output
     assert "bert-base" in result.output
     assert f"plan written to {out}" in result.output.replace("\n", "")
     plan = load_plan(out)
     assert plan.format == PLAN_FORMAT
-    assert plan.status == "optimal"
+    # the default (colgen) shares GPUs; it proves a bound, not always optimality
+    assert plan.status in {"optimal", "feasible"}
+    assert plan.objective.bound <= plan.objective.value
     assert verify_plan(load_scenario(scenarios_dir / "quickstart.yaml"), plan) == []
 
 
@@ -219,6 +221,7 @@ def test_plan_mlperf_scenario_exits_0(tmp_path, scenarios_dir):
     result = invoke("plan", scenarios_dir / "mlperf-small.yaml", "--out", out, "--format", "json")
     assert result.exit_code == 0, result.output
     plan = json.loads(out.read_text())
-    assert plan["status"] == "optimal"
+    assert plan["status"] in {"optimal", "feasible"}
+    assert plan["objective"]["bound"] <= plan["objective"]["value"]
     assert {g["type"] for g in plan["gpus"]} <= {"H100", "H200", "A100-80GB", "L4"}
     assert verify_plan(load_scenario(scenarios_dir / "mlperf-small.yaml"), load_plan(out)) == []

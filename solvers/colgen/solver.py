@@ -53,6 +53,7 @@ class Progress:
     dive_value: float = math.nan
     mip_value: float = math.nan
     fair_share: float = math.nan
+    hit_time_limit: bool = False
     warm_value: float = math.nan
 
 
@@ -72,7 +73,7 @@ DIVE_ROUND_ITERATIONS = 15
 
 class ColumnGeneration:
     name = "colgen"
-    description = "column generation over GPU patterns (sharing, TP groups), proven bound (default)"
+    description = "column generation over GPU patterns: sharing, TP groups, proven bound"
 
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
@@ -122,7 +123,6 @@ class ColumnGeneration:
                                max_iterations=DIVE_ROUND_ITERATIONS)
 
             dived = dive(problem, index, pool, regenerate, start + 0.85 * limit)
-            converged = converged and dived is not None
             progress.dive_s += time.perf_counter() - t0
             if dived is not None:
                 progress.dive_value = self._evaluate(problem, dived)[0]
@@ -138,7 +138,7 @@ class ColumnGeneration:
             candidates.append(self._patterns(master, counts))
             progress.mip_value = self._evaluate(problem, candidates[-1])[0]
         if time.perf_counter() > deadline:
-            converged = False
+            progress.hit_time_limit = True
         best = self._best(problem, candidates, fair_share, maximize_share)
         return best, proven_bound, converged
 
@@ -146,7 +146,7 @@ class ColumnGeneration:
         wall = time.perf_counter() - start
         stats = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in progress.__dict__.items()}
         if best is None:
-            status = SolveStatus.INFEASIBLE if converged else SolveStatus.TIME_LIMIT
+            status = SolveStatus.TIME_LIMIT if progress.hit_time_limit else SolveStatus.INFEASIBLE
             return SolveResult(self.name, status, problem.objective, math.nan, proven_bound, (), {}, wall,
                                message="no plan found over the generated patterns", stats=stats)
         value, served = self._evaluate(problem, best)
@@ -154,10 +154,10 @@ class ColumnGeneration:
         gap = relative_gap(value, bound)
         if gap <= settings.gap_target:
             status = SolveStatus.OPTIMAL
-        elif converged:
-            status = SolveStatus.FEASIBLE
-        else:
+        elif progress.hit_time_limit:
             status = SolveStatus.TIME_LIMIT
+        else:
+            status = SolveStatus.FEASIBLE
         return SolveResult(self.name, status, problem.objective, value, bound, best, served,
                            time.perf_counter() - start, stats=stats)
 
@@ -185,6 +185,7 @@ class ColumnGeneration:
         lp, converged = None, False
         for _ in range(max_iterations):
             if time.perf_counter() >= stop_at:
+                progress.hit_time_limit = True
                 break
             t0 = time.perf_counter()
             lp = master.solve_lp()
