@@ -53,10 +53,11 @@ class FixedGpus:
         return tuple(PatternCount(p, n) for p, n in sorted(self.counts.items()) if n > 0)
 
 
-def dive(problem: PlacementProblem, index: Index, pool: dict, generate, deadline: float,
+def dive(problem: PlacementProblem, index: Index, support: list[Pattern], generate, deadline: float,
          finish=None, round_up_share: float = 0.2) -> tuple[PatternCount, ...] | None:
     """Fix GPUs round by round until all demand is covered; None if the dive gets stuck.
 
+    `support`: the patterns the whole problem's LP uses; each round passes on its own.
     `generate(index, master, columns, stop_at)` runs column generation on a residual master.
     `finish(master) -> counts or None`: once the LP has no whole GPU left, the residual is
     handed to it (an integer master) instead of rounding up column by column.
@@ -69,12 +70,12 @@ def dive(problem: PlacementProblem, index: Index, pool: dict, generate, deadline
         if not rest.models:
             return fixed.patterns()
         if time.perf_counter() >= deadline:
-            return None
+            return complete_with_singletons(problem, rest, fixed)
         sub = Master(problem, rest, used_gpus=fixed.used_gpus, used_usd_per_hour=fixed.used_usd_per_hour,
                      used_group_gpus=fixed.used_group_gpus)
         columns = singleton_columns(problem, rest)
         names = set(rest.models)
-        for pattern in pool:
+        for pattern in support:  # the last LP's shared patterns: few, and the ones that matter
             if any(m.model in names for m in pattern.members):
                 columns.append(make_column(problem, rest, pattern))
         generate(rest, sub, columns, deadline)
@@ -83,6 +84,7 @@ def dive(problem: PlacementProblem, index: Index, pool: dict, generate, deadline
             return None
         x = np.zeros(len(sub.columns))
         x[: len(lp.x)] = lp.x
+        support = [c.pattern for c, v in zip(sub.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
         whole = np.floor(x + 1e-6)
         round_up: set[int] = set()
         if not whole.any() and finish is not None:
@@ -109,3 +111,24 @@ def dive(problem: PlacementProblem, index: Index, pool: dict, generate, deadline
             progress_made = True
         if not progress_made:
             return None
+
+
+def complete_with_singletons(problem: PlacementProblem, rest: Index, fixed: FixedGpus) -> tuple[PatternCount, ...] | None:
+    """Cover what is left with dedicated replicas, cheapest per req/s first (when the dive is
+    out of time): always a whole plan if the inventory allows one this way."""
+    by_model: dict[str, list] = {}
+    for col in singleton_columns(problem, rest):
+        by_model.setdefault(rest.models[col.model_indices[0]], []).append(col)
+    order = sorted(range(len(rest.models)), key=lambda i: (-rest.demand_rps[i], rest.models[i]))
+    for i in order:
+        left = float(rest.demand_rps[i])
+        options = sorted(by_model.get(rest.models[i], []), key=lambda c: (c.cost_usd_per_hour / c.coverage_rps[0], c.pattern))
+        for col in options:
+            while left > 1e-9 and fixed.fits(problem, col.type_index, col.gpus, col.cost_usd_per_hour, 1):
+                fixed.add(col.pattern, col.type_index, col.gpus, col.cost_usd_per_hour, 1)
+                left -= col.coverage_rps[0]
+            if left <= 1e-9:
+                break
+        if left > 1e-9:
+            return None
+    return fixed.patterns()

@@ -58,17 +58,24 @@ class Progress:
 
 
 def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResult | None:
-    from solvers.registry import SOLVERS
+    """A first plan: the type-level greedy, or, if it finds none, type-level CP-SAT briefly."""
+    from dataclasses import replace
 
-    name = "greedy-type"
-    try:
-        result = SOLVERS[name]().solve(problem, settings)
-    except Exception:  # a baseline failing must not stop the exact solver
-        return None
-    return result if result.patterns and result.status is not SolveStatus.INFEASIBLE else None
+    from solvers.greedy_type import GreedyTypeLevel
+    from solvers.typelevel_cpsat import TypeLevelCpSat
+
+    for solver, limit in ((GreedyTypeLevel(), settings.time_limit_s),
+                          (TypeLevelCpSat(), min(3.0, 0.15 * settings.time_limit_s))):
+        try:
+            result = solver.solve(problem, replace(settings, time_limit_s=limit))
+        except Exception:  # a baseline failing must not stop the exact solver
+            continue
+        if result.patterns and result.status is not SolveStatus.INFEASIBLE:
+            return result
+    return None
 
 
-DIVE_ROUND_ITERATIONS = 15
+DIVE_ROUND_ITERATIONS = 8
 
 
 class ColumnGeneration:
@@ -122,7 +129,10 @@ class ColumnGeneration:
                 self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
                                max_iterations=DIVE_ROUND_ITERATIONS)
 
-            dived = dive(problem, index, pool, regenerate, start + 0.85 * limit)
+            x = np.zeros(len(master.columns))
+            x[: len(lp.x)] = lp.x
+            support = [c.pattern for c, v in zip(master.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
+            dived = dive(problem, index, support, regenerate, start + 0.85 * limit)
             progress.dive_s += time.perf_counter() - t0
             if dived is not None:
                 progress.dive_value = self._evaluate(problem, dived)[0]
