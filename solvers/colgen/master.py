@@ -75,6 +75,7 @@ class Master:
         self.columns: list[Column] = []
         self.highs = quiet_highs()
         self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("simplex_strategy", 4)  # primal: added columns keep the basis feasible
         self.highs.setOptionValue("random_seed", 0)
         self.n_models = len(index.models)
         self._row = 0
