@@ -116,7 +116,8 @@ def plan(
         else:
             render_plan(out, outcome.plan)
             out.print(f"plan written to {out_path}")
-        return EXIT_INFEASIBLE if outcome.plan.status == "infeasible" else 0
+        no_plan = outcome.plan.status == "infeasible" or (outcome.plan.status == "time_limit" and not outcome.plan.gpus)
+        return EXIT_INFEASIBLE if no_plan else 0
 
     _run(job)
 

@@ -208,10 +208,12 @@ def extract_plan(problem: PlacementProblem, result: SolveResult, seed: int = 0) 
 
 
 def infeasible_plan(problem: PlacementProblem, result: SolveResult, seed: int, explanation: list[dict]) -> Plan:
-    """A plan file that says no plan meets the hard constraints, and why."""
+    """A plan file that says no plan meets the hard constraints, and why. Status `time_limit`
+    when the solver ran out of time before finding any plan (that proves nothing)."""
+    status = SolveStatus.TIME_LIMIT if result.status is SolveStatus.TIME_LIMIT else SolveStatus.INFEASIBLE
     return Plan(
         scenario=problem.scenario_name,
-        status=SolveStatus.INFEASIBLE.value,
+        status=status.value,
         objective=PlanObjective(name=problem.objective, value=None, bound=_finite_or_none(result.bound), gap=None),
         cost_per_hour_usd=0.0,
         gpus=[],

@@ -222,7 +222,7 @@ VERIFIERS = (
 
 def verify_plan(scenario: Scenario, plan: Plan) -> list[str]:
     """Every violation found; [] means the plan meets every constraint."""
-    if plan.status == "infeasible":
+    if plan.status == "infeasible" or (plan.status == "time_limit" and not plan.gpus):
         return [] if not plan.gpus else ["an infeasible plan lists GPUs"]
     violations: list[str] = []
     for check in VERIFIERS:
