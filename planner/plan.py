@@ -49,9 +49,9 @@ class PlanModel(_PlanPart):
 
 class PlanObjective(_PlanPart):
     name: str
-    value: float | None
-    bound: float | None
-    gap: float | None
+    value: float | None = None  # absent when there is no plan
+    bound: float | None = None
+    gap: float | None = None
 
 
 class PlanSolver(_PlanPart):

@@ -54,23 +54,26 @@ class FixedGpus:
 
 
 def dive(problem: PlacementProblem, index: Index, support: list[Pattern], generate, deadline: float,
-         finish=None, round_up_share: float = 0.2) -> tuple[PatternCount, ...] | None:
+         round_up_share: float = 0.5) -> tuple[PatternCount, ...] | None:
     """Fix GPUs round by round until all demand is covered; None if the dive gets stuck.
 
     `support`: the patterns the whole problem's LP uses; each round passes on its own.
     `generate(index, master, columns, stop_at)` runs column generation on a residual master.
-    `finish(master) -> counts or None`: once the LP has no whole GPU left, the residual is
-    handed to it (an integer master) instead of rounding up column by column.
+    Past the deadline, one last round rounds every fraction up, and dedicated replicas cover
+    whatever is still left (complete_with_singletons).
     """
     fixed = FixedGpus()
     full = index.model_index()
     covered = np.zeros(len(index.models))
+    finished_once = False
     while True:
         rest = index.residual(np.minimum(covered, index.demand_rps))
         if not rest.models:
             return fixed.patterns()
-        if time.perf_counter() >= deadline:
+        finishing = time.perf_counter() >= deadline
+        if finishing and finished_once:
             return complete_with_singletons(problem, rest, fixed)
+        finished_once = finished_once or finishing
         sub = Master(problem, rest, used_gpus=fixed.used_gpus, used_usd_per_hour=fixed.used_usd_per_hour,
                      used_group_gpus=fixed.used_group_gpus)
         columns = singleton_columns(problem, rest)
@@ -78,7 +81,10 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         for pattern in support:  # the last LP's shared patterns: few, and the ones that matter
             if any(m.model in names for m in pattern.members):
                 columns.append(make_column(problem, rest, pattern))
-        generate(rest, sub, columns, deadline)
+        if finishing:  # out of time: one last LP over the known columns, every fraction rounded up
+            sub.add_columns(columns)
+        else:
+            generate(rest, sub, columns, deadline)
         lp = sub.solve_lp()
         if lp is None or sub.slack_used() > 1e-7:
             return None
@@ -87,16 +93,9 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         support = [c.pattern for c, v in zip(sub.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
         whole = np.floor(x + 1e-6)
         round_up: set[int] = set()
-        if not whole.any() and finish is not None:
-            counts = finish(sub)
-            if counts is None:
-                return None
-            for j, n in enumerate(counts):
-                if n > 0:
-                    col = sub.columns[j]
-                    fixed.add(col.pattern, col.type_index, col.gpus, col.cost_usd_per_hour, int(n))
-            return fixed.patterns()
-        if not whole.any():
+        if finishing:
+            round_up = {j for j in range(len(x)) if x[j] - whole[j] > 1e-6}
+        elif not whole.any():
             # nothing whole left: round up the columns the LP uses most (at least the largest)
             order = [j for j in np.argsort(-x, kind="stable") if x[j] > 1e-6]
             round_up = {j for j in order[: max(1, math.ceil(round_up_share * len(order)))] if x[j] >= 0.5} or set(order[:1])
@@ -110,7 +109,7 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
                 covered[full[rest.models[i]]] += cov * times
             progress_made = True
         if not progress_made:
-            return None
+            return complete_with_singletons(problem, rest, fixed) if finishing else None
 
 
 def complete_with_singletons(problem: PlacementProblem, rest: Index, fixed: FixedGpus) -> tuple[PatternCount, ...] | None:

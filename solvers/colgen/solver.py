@@ -54,6 +54,7 @@ class Progress:
     mip_value: float = math.nan
     fair_share: float = math.nan
     hit_time_limit: bool = False
+    tailed_off: int = 0
     warm_value: float = math.nan
 
 
@@ -65,9 +66,9 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
     from solvers.typelevel_cpsat import TypeLevelCpSat
 
     for solver, limit in ((GreedyTypeLevel(), settings.time_limit_s),
-                          (TypeLevelCpSat(), min(3.0, 0.15 * settings.time_limit_s))):
+                          (TypeLevelCpSat(), 0.1 * settings.time_limit_s)):
         try:
-            result = solver.solve(problem, replace(settings, time_limit_s=limit))
+            result = solver.solve(problem, replace(settings, time_limit_s=limit, gap_target=0.02))
         except Exception:  # a baseline failing must not stop the exact solver
             continue
         if result.patterns and result.status is not SolveStatus.INFEASIBLE:
@@ -76,6 +77,8 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
 
 
 DIVE_ROUND_ITERATIONS = 8
+TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
+TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 
 
 class ColumnGeneration:
@@ -113,7 +116,7 @@ class ColumnGeneration:
         if warm is not None:
             self._add(master, problem, index, pool, [pc.pattern for pc in warm.patterns])
         lp, proven_bound, converged = self._generate(problem, index, master, pool, progress,
-                                                     start + 0.5 * limit, prove=not maximize_share, warm=warm)
+                                                     start + 0.35 * limit, prove=not maximize_share, warm=warm)
         progress.columns = len(master.columns)
 
         candidates: list[tuple[PatternCount, ...]] = []
@@ -157,7 +160,8 @@ class ColumnGeneration:
         stats = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in progress.__dict__.items()}
         if best is None:
             status = SolveStatus.TIME_LIMIT if progress.hit_time_limit else SolveStatus.INFEASIBLE
-            return SolveResult(self.name, status, problem.objective, math.nan, proven_bound, (), {}, wall,
+            bound = self._final_bound(problem, proven_bound, math.inf if problem.objective == "min_cost" else -math.inf)
+            return SolveResult(self.name, status, problem.objective, math.nan, bound, (), {}, wall,
                                message="no plan found over the generated patterns", stats=stats)
         value, served = self._evaluate(problem, best)
         bound = self._final_bound(problem, proven_bound, value)
@@ -193,6 +197,7 @@ class ColumnGeneration:
         items = type_items(problem, index)
         pricer = SharedPricer(problem, index, items)
         lp, converged = None, False
+        history: list[float] = []
         for _ in range(max_iterations):
             if time.perf_counter() >= stop_at:
                 progress.hit_time_limit = True
@@ -208,6 +213,10 @@ class ColumnGeneration:
             progress.pricing_s += time.perf_counter() - t0
             if not (found and self._add(master, problem, index, pool, [c for _, c in found])):
                 converged = True
+                break
+            history.append(lp.value)
+            if len(history) > TAIL_ITERATIONS and abs(history[-1 - TAIL_ITERATIONS] - lp.value) <= TAIL_TOLERANCE * max(1.0, abs(lp.value)):
+                progress.tailed_off += 1  # the LP has stopped moving: more columns are not worth the time
                 break
         if lp is not None and not converged:  # the last columns were added after the last solve
             lp = master.solve_lp()
