@@ -86,8 +86,8 @@ def _marks(path: Path) -> list:
 def test_bundled_scenario_plans_simulate_at_99_percent(path):
     scenario = load_scenario(path)
     plan = plan_scenario(scenario, settings=SolveSettings(time_limit_s=10.0)).plan
-    if plan.status == "infeasible":
-        pytest.skip("no plan to simulate")
+    if not plan.gpus:
+        pytest.skip(f"no plan to simulate (status {plan.status})")
     total_rps = sum(d.rate_rps for d in scenario.demand)
     duration_s = min(60.0, max(2.0, REQUESTS_PER_SCENARIO / max(total_rps, 1.0)))
     result = simulate_plan(scenario, plan, SimulationSettings(duration_s=duration_s, seed=0))
