@@ -104,7 +104,6 @@ def bench(sizes: list[int], seed: int) -> dict:
     for size in sizes:
         file, limit = SIZES[size]
         scenario = load_scenario(ROOT / "scenarios" / file)
-        problem = build_problem(scenario)
         gpus = sum(g.count or 0 for g in scenario.gpu_types)
         names = ["colgen", *BASELINES] + (SMALL_ONLY if size <= 50 else [])
         rows = []

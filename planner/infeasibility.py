@@ -198,7 +198,6 @@ class _Relaxed:
 
 def _solve_relaxation(scenario: Scenario, time_limit_s: float, seed: int) -> _Relaxed | None:
     problem = build_problem(_without_counts(scenario))
-    counts = {g.name: g.count for g in scenario.gpu_types}
     scaling = choose_scaling(problem)
     options = replica_options(problem)
     if not options:
