@@ -76,7 +76,9 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
     return None
 
 
-DIVE_ROUND_ITERATIONS = 8
+FAST_DIVE = (1.0, 3)  # (share of the LP's fractional columns rounded up per round, CG iterations per round)
+CAREFUL_DIVE = (0.5, 8)
+CAREFUL_DIVE_MAX_MODELS = 400
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 
@@ -125,22 +127,27 @@ class ColumnGeneration:
             progress.warm_value = warm.value
         # Phase B (min_cost): dive with column generation on the residual problem
         if master.min_cost and lp is not None and master.slack_used() <= 1e-7:
-            t0 = time.perf_counter()
-
-            def regenerate(rest, sub, columns, stop_at):
-                self._add(sub, problem, rest, pool, columns)
-                self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
-                               max_iterations=DIVE_ROUND_ITERATIONS)
-
             x = np.zeros(len(master.columns))
             x[: len(lp.x)] = lp.x
             support = [c.pattern for c, v in zip(master.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
-            dived = dive(problem, index, support, regenerate, start + 0.85 * limit)
-            progress.dive_s += time.perf_counter() - t0
-            if dived is not None:
-                progress.dive_value = self._evaluate(problem, dived)[0]
-                candidates.append(dived)
-                self._add(master, problem, index, pool, [pc.pattern for pc in dived])
+            # a careful dive where the instance is small enough, a fast one above (a size rule,
+            # not a clock rule, so the same input gives the same plan)
+            dives = [CAREFUL_DIVE if len(index.models) <= CAREFUL_DIVE_MAX_MODELS else FAST_DIVE]
+            for round_up_share, iterations in dives:
+                t0 = time.perf_counter()
+
+                def regenerate(rest, sub, columns, stop_at, iterations=iterations):
+                    self._add(sub, problem, rest, pool, columns)
+                    self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
+                                   max_iterations=iterations)
+
+                dived = dive(problem, index, support, regenerate, start + 0.85 * limit, round_up_share)
+                progress.dive_s += time.perf_counter() - t0
+                if dived is not None:
+                    value = self._evaluate(problem, dived)[0]
+                    progress.dive_value = value if math.isnan(progress.dive_value) else min(progress.dive_value, value)
+                    candidates.append(dived)
+                    self._add(master, problem, index, pool, [pc.pattern for pc in dived])
         # Phase C: integer master over every column, from the best plan so far
         t0 = time.perf_counter()
         incumbent = self._best(problem, candidates)
