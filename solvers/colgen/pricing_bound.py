@@ -1,17 +1,11 @@
 """A fast proven bound on the value of every shared pattern of a GPU type (for the
-Lagrangian bound of the master), by a Lagrangian relaxation of the pricing problem.
+Lagrangian bound of the master), by a Lagrangian relaxation of the pricing problem in
+bands of cycle length; see `PatternValueBound` for the relaxation.
 
-A shared pattern S on a type with interference factor f satisfies, for its members:
-- cycle and SLO: D >= sum_j f l_j(1) and D + f l_i(1) <= slo_i, so
-  sum_{j in S} f l_j(1) <= T(S) = min_{i in S} (slo_i - f l_i(1));
-- memory: sum_{j in S} memory_j <= M;
-- time shares s_i = tau_i / D add up to 1, and member i covers at most
-  min(demand_i, U R_i s_i / f), R_i = max_b 1000 b / l_i(b) (its best rate per busy second).
-Pricing this share of time at lambda and memory at mu, a member is worth
-v_i = presence dual_i + max(0, demand dual_i - lambda f / (U R_i)) demand_i - mu memory_i
-and value(S) <= lambda + mu M + max_S sum v_i subject to the cycle/SLO knapsack. That
-knapsack is solved exactly over members sorted by SLO slack, with batch-1 times rounded
-DOWN to a grid (a relaxation). The minimum over a grid of (lambda, mu) is the bound.
+It is valid but weak today (1.2-2x the pricing constant on the fleet scenarios), so the
+compact LP (solvers/compact_bound.py) is usually the binding bound. Known ways to tighten
+it: an exact DP over (memory, batch-1 time) per band instead of the memory multiplier, and
+per-member batch choices instead of the best rate per busy second.
 """
 
 from __future__ import annotations
