@@ -21,6 +21,7 @@ import time
 from ortools.sat.python import cp_model
 
 from planner.problem import PlacementProblem, SolveResult, SolveSettings, SolveStatus
+from solvers.cpsat_params import cpsat_solver
 from solvers.direct_slots import (
     require_flat_share,
     cost_cap_usd,
@@ -262,12 +263,7 @@ def add_search_order(f: _Formulation) -> None:
 
 
 def _solver(settings: SolveSettings, time_left_s: float) -> cp_model.CpSolver:
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.01, time_left_s)
-    solver.parameters.random_seed = settings.seed
-    solver.parameters.num_workers = max(1, settings.threads)
-    solver.parameters.relative_gap_limit = settings.gap_target
-    return solver
+    return cpsat_solver(settings, time_left_s)
 
 
 class DirectCpSat:

@@ -26,6 +26,7 @@ from planner.problem import (
     patterns_cost,
     planned_capacity_rps,
 )
+from solvers.cpsat_params import cpsat_solver
 from solvers.scaling import SHARE_UNITS, WEIGHT_UNITS, Scaling, choose_scaling
 
 
@@ -196,11 +197,7 @@ def _build(problem: PlacementProblem, scaling: Scaling):
 
 
 def _solver(settings: SolveSettings, time_left_s: float) -> cp_model.CpSolver:
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.01, time_left_s)
-    solver.parameters.random_seed = settings.seed
-    solver.parameters.num_workers = max(1, settings.threads)
-    solver.parameters.relative_gap_limit = settings.gap_target
+    solver = cpsat_solver(settings, time_left_s)
     # The LP relaxation of this covering problem is tight; without its full linearization
     # CP-SAT stalls far from the bound on 1,000-model instances with binding inventory
     # (bench/bench_typelevel.py: 30% gap after 60 s at level 1, optimal in <1 s at level 2).
