@@ -29,8 +29,11 @@ def throughput_upper_bound(problem: PlacementProblem) -> float:
 
 
 def best_cost_bound(problem: PlacementProblem) -> float:
-    """The best of the cheap proven lower bounds on min_cost (fluid, compact LP)."""
+    """The best of the proven lower bounds on min_cost that need no search: fluid, compact LP
+    (solvers.compact_bound) and the replica relaxation's LP (solvers.replica_relaxation)."""
     from solvers.compact_bound import compact_cost_bound
+    from solvers.replica_relaxation import replica_cost_bound
 
-    values = [b for b in (fluid_cost_bound(problem), compact_cost_bound(problem)) if math.isfinite(b)]
+    replica = replica_cost_bound(problem).value if problem.objective == "min_cost" else math.nan
+    values = [b for b in (fluid_cost_bound(problem), compact_cost_bound(problem), replica) if math.isfinite(b)]
     return max(values) if values else math.nan
