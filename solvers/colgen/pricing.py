@@ -127,6 +127,99 @@ def _greedy_fill(cycle_ms, factor, flat, offsets, lengths, memory, slo, cv, dema
     return picked
 
 
+@numba.njit(cache=True)
+def _dp_fill(cycle_ms, factor, flat, offsets, lengths, memory, slo, cv, demand, dual_demand, dual_presence,
+             utilization, gpu_memory, memory_price, cells, chosen_batch):
+    """Fill one GPU for a cycle target by dynamic programming over time; chosen_batch[i] > 0
+    for picked items. Returns count.
+
+    A multiple-choice knapsack: each model picks one batch or none, its time rounded up to
+    cells of cycle_ms / cells (so the pick fits the cycle), its value demand dual x
+    min(rate at the target, demand) + presence dual, less memory_price x its memory (a
+    Lagrangian price for the memory the DP does not track). Picks that overflow memory are
+    dropped, worst value per GiB first."""
+    n = len(memory)
+    cell_ms = cycle_ms / cells
+    best = np.zeros(cells + 1)
+    take = np.zeros((n, cells + 1), dtype=np.int32)
+    value_of = np.zeros(n)
+    choice_b = np.zeros(64, dtype=np.int64)
+    choice_c = np.zeros(64, dtype=np.int64)
+    choice_v = np.zeros(64)
+    for i in range(n):
+        chosen_batch[i] = 0
+        limit = min(cycle_ms, slo[i] - cycle_ms) / factor
+        off = offsets[i]
+        if limit <= 0.0 or flat[off] > limit:
+            continue
+        m = 0
+        last = -1.0
+        for b in range(1, lengths[i] + 1):
+            t = flat[off + b - 1]
+            if t > limit:
+                break
+            own = factor * t
+            rate = _planned_share(b, cycle_ms, own, slo[i], cv[i], utilization) * 1000.0 * b / cycle_ms
+            if rate <= 0.0:
+                continue
+            capped = rate if rate < demand[i] else demand[i]
+            value = dual_demand[i] * capped + dual_presence[i] - memory_price * memory[i]
+            if value > last * 1.01 + 1e-12 or capped >= demand[i]:
+                if value > 1e-12 and m < 64:
+                    choice_b[m] = b
+                    choice_c[m] = int(math.ceil(own / cell_ms - 1e-9))
+                    choice_v[m] = value
+                    m += 1
+                last = value
+            if capped >= demand[i]:
+                break
+        if m == 0:
+            continue
+        new = best.copy()
+        for c in range(cells, -1, -1):
+            for j in range(m):
+                need = choice_c[j]
+                if need <= c:
+                    cand = best[c - need] + choice_v[j]
+                    if cand > new[c] + 1e-12:
+                        new[c] = cand
+                        take[i, c] = choice_b[j]
+        best = new
+    c = cells
+    for i in range(n - 1, -1, -1):
+        b = take[i, c]
+        if b > 0:
+            chosen_batch[i] = b
+            own = factor * flat[offsets[i] + b - 1]
+            c -= int(math.ceil(own / cell_ms - 1e-9))
+            rate = _planned_share(b, cycle_ms, own, slo[i], cv[i], utilization) * 1000.0 * b / cycle_ms
+            capped = rate if rate < demand[i] else demand[i]
+            value_of[i] = dual_demand[i] * capped + dual_presence[i]
+    used = 0.0
+    picked = 0
+    for i in range(n):
+        if chosen_batch[i] > 0:
+            used += memory[i]
+            picked += 1
+    while used > gpu_memory + 1e-9 and picked > 0:
+        worst = -1
+        worst_ratio = 0.0
+        for i in range(n):
+            if chosen_batch[i] > 0:
+                ratio = value_of[i] / max(memory[i], 1e-9)
+                if worst < 0 or ratio < worst_ratio:
+                    worst = i
+                    worst_ratio = ratio
+        chosen_batch[worst] = 0
+        used -= memory[worst]
+        picked -= 1
+    return picked
+
+
+DP_CELLS = 128  # time cells per cycle in the DP (times round up: picks always fit)
+MEMORY_PRICES = (0.0, 0.5, 1.0)  # x break-even value per GiB
+
+
 def cycle_targets(items: TypeItems, ratio: float = 1.35) -> np.ndarray:
     """Geometric grid of cycle targets from two fastest batches to the loosest SLO."""
     if len(items.memory_per_gpu_gib) < 2:
@@ -153,8 +246,11 @@ class SharedPricer:
         self.cv = [np.array([problem.model(index.models[i]).cv for i in it.model_indices], dtype=float)
                    for it in self.items]
 
-    def price(self, duals, gpu_dual_of, budget_dual: float, min_cost: bool, max_columns_per_type: int = 12) -> list[tuple[float, Column]]:
-        """Columns with negative reduced cost found by the greedy, most negative first."""
+    def price(self, duals, gpu_dual_of, budget_dual: float, min_cost: bool, max_columns_per_type: int = 12,
+              thorough: bool = False) -> list[tuple[float, Column]]:
+        """Columns with negative reduced cost, most negative first: found by the greedy, or
+        with `thorough` by the time DP (`_dp_fill`) at memory prices 0, 1/2 and 1 x the GPU's
+        break-even value per GiB (slower; used when the greedy finds nothing)."""
         u = self.problem.max_utilization
         found: dict = {}
         for it, flat, targets, demand, cv in zip(self.items, self.flat, self.targets, self.demand, self.cv):
@@ -164,10 +260,21 @@ class SharedPricer:
             dual_presence = duals.presence[it.model_indices]
             chosen = np.zeros(len(it.model_indices), dtype=np.int64)
             per_type = []
+            fills = []
             for cycle in targets:
-                picked = _greedy_fill(float(cycle), it.interference_factor, flat.flat, flat.offsets, flat.lengths,
+                if not thorough:
+                    fills.append((float(cycle), None))
+                else:
+                    fills += [(float(cycle), q * max(constant, 0.0) / it.memory_gib) for q in MEMORY_PRICES]
+            for cycle, memory_price in fills:
+                if memory_price is None:
+                    picked = _greedy_fill(cycle, it.interference_factor, flat.flat, flat.offsets, flat.lengths,
+                                          it.memory_per_gpu_gib, it.slo_ms, cv, demand, dual_demand, dual_presence, u,
+                                          it.memory_gib, chosen)
+                else:
+                    picked = _dp_fill(cycle, it.interference_factor, flat.flat, flat.offsets, flat.lengths,
                                       it.memory_per_gpu_gib, it.slo_ms, cv, demand, dual_demand, dual_presence, u,
-                                      it.memory_gib, chosen)
+                                      it.memory_gib, memory_price, DP_CELLS, chosen)
                 if picked < 2:
                     continue
                 members = [(self.index.models[it.model_indices[i]], int(chosen[i])) for i in np.nonzero(chosen)[0]]

@@ -55,6 +55,7 @@ class Progress:
     fair_share: float = math.nan
     hit_time_limit: bool = False
     tailed_off: int = 0
+    thorough_rounds: int = 0
     warm_value: float = math.nan
 
 
@@ -79,6 +80,7 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
 FAST_DIVE = (1.0, 3)  # (share of the LP's fractional columns rounded up per round, CG iterations per round)
 CAREFUL_DIVE = (0.5, 8)
 CAREFUL_DIVE_MAX_MODELS = 400
+MIP_POLISH_MAX_COLUMNS = 1000
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 
@@ -148,15 +150,18 @@ class ColumnGeneration:
                     progress.dive_value = value if math.isnan(progress.dive_value) else min(progress.dive_value, value)
                     candidates.append(dived)
                     self._add(master, problem, index, pool, [pc.pattern for pc in dived])
-        # Phase C: integer master over every column, from the best plan so far
+        # Phase C: integer master over every column, from the best plan so far (for min_cost
+        # only on small masters: above MIP_POLISH_MAX_COLUMNS it used the whole time left
+        # without improving the dive's plan at 200 and 1,000 models)
         t0 = time.perf_counter()
         incumbent = self._best(problem, candidates)
-        start_counts = self._start_vector(master, incumbent)
-        counts, _, _ = master.solve_mip(max(0.05, deadline - time.perf_counter()), settings.seed, start_counts)
-        progress.mip_s += time.perf_counter() - t0
-        if counts is not None:
-            candidates.append(self._patterns(master, counts))
-            progress.mip_value = self._evaluate(problem, candidates[-1])[0]
+        if not (master.min_cost and incumbent is not None and len(master.columns) > MIP_POLISH_MAX_COLUMNS):
+            start_counts = self._start_vector(master, incumbent)
+            counts, _, _ = master.solve_mip(max(0.05, deadline - time.perf_counter()), settings.seed, start_counts)
+            progress.mip_s += time.perf_counter() - t0
+            if counts is not None:
+                candidates.append(self._patterns(master, counts))
+                progress.mip_value = self._evaluate(problem, candidates[-1])[0]
         if time.perf_counter() > deadline:
             progress.hit_time_limit = True
         best = self._best(problem, candidates, fair_share, maximize_share)
@@ -198,7 +203,7 @@ class ColumnGeneration:
         return len(fresh)
 
     def _generate(self, problem, index, master, pool, progress, stop_at, prove: bool, warm,
-                  max_iterations: int = 400):
+                  max_iterations: int = 400, thorough: bool = True):
         """Column generation until greedy pricing finds no column (or the iteration cap / the
         clock stops it); with `prove`, the Lagrangian bound from the last duals."""
         items = type_items(problem, index)
@@ -216,9 +221,15 @@ class ColumnGeneration:
             if lp is None:
                 break
             t0 = time.perf_counter()
-            found = pricer.price(lp.duals, lambda t, k: master.gpu_dual(t, k, lp.duals), lp.duals.budget, master.min_cost)
+            gpu_dual = lambda t, k: master.gpu_dual(t, k, lp.duals)  # noqa: E731
+            found = pricer.price(lp.duals, gpu_dual, lp.duals.budget, master.min_cost)
+            added = bool(found) and self._add(master, problem, index, pool, [c for _, c in found])
+            if not added and thorough:  # the greedy found nothing: the DP looks harder
+                found = pricer.price(lp.duals, gpu_dual, lp.duals.budget, master.min_cost, thorough=True)
+                added = bool(found) and self._add(master, problem, index, pool, [c for _, c in found])
+                progress.thorough_rounds += 1
             progress.pricing_s += time.perf_counter() - t0
-            if not (found and self._add(master, problem, index, pool, [c for _, c in found])):
+            if not added:
                 converged = True
                 break
             history.append(lp.value)
