@@ -85,7 +85,7 @@ def planned_share(batch_size: int, cycle_ms: float, own_batch_ms: float, slo_ms:
     k = math.floor((slo_ms - own_batch_ms) / cycle_ms + 1e-9)
     if k < 1:
         return 0.0
-    if cv <= 0.0:
+    if cv * cv <= 0.0:  # evenly spaced arrivals (or a cv so small its square is 0)
         return max_utilization
     a = k * batch_size / (cv * cv)
     root = 1.0 - 1.0 / (9.0 * a) - z / (3.0 * math.sqrt(a))

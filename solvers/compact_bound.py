@@ -44,9 +44,9 @@ def compact_cost_bound(problem: PlacementProblem) -> float:
             planned = dedicated_planned_rps(lat, info.slo_ms, info.cv, u)
             if not (planned > 0).any():
                 continue
-            rate = float(np.max(planned))  # planned req/s per busy second (capacity rule)
-            best = max(best, rate)
             k = opt.tensor_parallel
+            best = max(best, float(np.max(planned)))
+            rate = float(np.max(planned)) / k  # planned req/s per busy GPU-second (a group busies k GPUs)
             if k == 1:
                 least = float(lat[0]) / max(info.slo_ms - float(lat[0]), 1e-9)
             else:

@@ -80,11 +80,13 @@ def share_rate_points(latency_ms: np.ndarray, slo_ms: float, cv: float, max_util
         k_first = max(1, int(math.floor(room / longest + 1e-9)))
         k_last = int(math.floor(room / tau + 1e-9))
         for k in range(k_first, k_last + 1):
-            d_long = min(room / k, longest)
-            d_short = max(room / (k + 1), tau)
+            # planned_share floors room / D with a 1e-9 tolerance: k cycles hold for D in
+            # (room / (k + 1 - 1e-9), room / (k - 1e-9)]; the ends are taken a hair wide
+            d_long = min(room / (k - 1e-9), longest)
+            d_short = max(room / (k + 1 - 1e-9), tau)
             if d_short > d_long:
                 continue
-            share = _planned_share(b, d_long, tau, slo_ms, cv, max_utilization)
+            share = _planned_share(b, room / k, tau, slo_ms, cv, max_utilization)
             if share <= 0.0:
                 continue
             saturated = share >= max_utilization - 1e-12
@@ -122,6 +124,7 @@ def capped_hull_vertices(points: np.ndarray, cap: float) -> np.ndarray:
         if m >= 1 and abs(x - hx[m - 1]) <= 1e-12:
             if y <= hy[m - 1]:
                 continue
+            x = hx[m - 1]  # keep the smaller share of the two
             m -= 1
         while m >= 2 and (hx[m - 1] - hx[m - 2]) * (y - hy[m - 2]) - (hy[m - 1] - hy[m - 2]) * (x - hx[m - 2]) >= 0:
             m -= 1

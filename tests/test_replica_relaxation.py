@@ -207,9 +207,6 @@ def test_capped_hull_dominates_every_real_member(base_ms, per_item_ms, max_batch
         assert vertices[-1, 1] <= best * (1 + 1e-9), (vertices[-1], best)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="share_rate_points skips the last k when slo - tau is a hair under k tau "
-                   "(planned_share floors with a 1e-9 tolerance); harmless for the bound, as a shared member's cycle "
-                   "also holds another member's batch")
 def test_share_rate_points_at_a_cycle_of_one_batch():
     latency, slo_ms, cv, utilization = np.array([1.7]), 5.1, 1.0, 0.8  # 5.1 - 1.7 = 3.3999999999999995 < 2 x 1.7
     rate = planned_share(1, 1.7, 1.7, slo_ms, cv, utilization) * 1000.0 / 1.7  # k = 2 cycles per planned_share

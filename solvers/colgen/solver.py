@@ -77,7 +77,7 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
     return None
 
 
-FAST_DIVE = (1.0, 3)  # (share of the LP's fractional columns rounded up per round, CG iterations per round)
+FAST_DIVE = (1.0, 6)  # (share of the LP's fractional columns rounded up per round, CG iterations per round)
 CAREFUL_DIVE = (0.5, 8)
 CAREFUL_DIVE_MAX_MODELS = 400
 MIP_POLISH_MAX_COLUMNS = 1000
