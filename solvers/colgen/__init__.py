@@ -1,3 +1,3 @@
 """Packing by column generation (the default solver, `colgen`): master.py (HiGHS master,
 one method per row family), pricing.py (singletons and compiled greedy pricing),
-pricing_bound.py (bound on any shared pattern), dive.py (integer plans), solver.py (the phases)."""
+dive.py (integer plans), solver.py (the phases)."""

@@ -220,17 +220,29 @@ DP_CELLS = 128  # time cells per cycle in the DP (times round up: picks always f
 MEMORY_PRICES = (0.0, 0.5, 1.0)  # x break-even value per GiB
 
 
+TIGHT_TARGETS_MAX = 600  # (model, batch) pairs of a type up to which tight cycles are targets too
+
+
 def cycle_targets(items: TypeItems, ratio: float = 1.35) -> np.ndarray:
-    """Geometric grid of cycle targets from two fastest batches to the loosest SLO."""
+    """Cycle targets: a geometric grid from the two fastest batches to the loosest SLO, and,
+    on small types (at most TIGHT_TARGETS_MAX (model, batch) pairs), every tight cycle
+    slo - f l(b) at which a member with batch b just meets its SLO (a pattern whose true
+    cycle falls between grid points may need its tightest member's batch at such a cycle)."""
     if len(items.memory_per_gpu_gib) < 2:
         return np.zeros(0)
-    first = np.sort(np.array([a[0] for a in items.latencies_ms])) * items.interference_factor
+    f = items.interference_factor
+    first = np.sort(np.array([a[0] for a in items.latencies_ms])) * f
     lo = first[0] + first[1]
     hi = float(np.max(items.slo_ms - first))
     if hi < lo:
         return np.zeros(0)
     n = int(math.ceil(math.log(hi / lo) / math.log(ratio))) + 1
-    return lo * ratio ** np.arange(n)
+    targets = lo * ratio ** np.arange(n)
+    if sum(len(a) for a in items.latencies_ms) <= TIGHT_TARGETS_MAX:
+        tight = np.concatenate([slo - f * np.asarray(a, dtype=float) for slo, a in zip(items.slo_ms, items.latencies_ms)])
+        tight = tight[(tight >= lo) & (tight <= hi)]
+        targets = np.unique(np.concatenate([targets, tight]))
+    return targets
 
 
 class SharedPricer:

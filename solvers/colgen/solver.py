@@ -4,13 +4,12 @@
    warm start's patterns (greedy-type).
 2. Column generation: master LP (HiGHS) -> duals -> compiled greedy pricing of shared
    patterns per GPU type and cycle target -> new columns, until the greedy finds none.
-3. Bound: the best of a Lagrangian bound from the last duals (every shared pattern's value
-   bounded by a relaxation of the pricing problem, solvers.colgen.pricing_bound), the compact
-   LP relaxation (solvers.compact_bound) and the fluid bound (solvers.bounds). The LP value
-   of the master is reported in stats but is not claimed as proven: greedy pricing may miss
-   a column.
+3. Bound (min_cost): solvers.bounds.best_cost_bound, the best of the replica relaxation
+   (solvers.replica_relaxation), the compact LP and the fluid bound; max_throughput: every
+   model served. The master's LP value is reported in stats but not claimed as proven:
+   pricing is heuristic and may miss a column.
 4. Integers (min_cost): a dive with column generation on the residual demand
-   (solvers.colgen.dive), then a MIP over every column from the best plan so far.
+   (solvers.colgen.dive), then on small masters a MIP over every column from the best plan.
 The phases stop on work limits (iterations, MIP nodes), so the same input gives the same
 plan; the time limit is a guard, and a plan cut short by it has status `time_limit`.
 """
@@ -37,7 +36,6 @@ from solvers.colgen.columns import Column, Index, make_column, type_items
 from solvers.colgen.dive import dive
 from solvers.colgen.master import Master
 from solvers.colgen.pricing import SharedPricer, singleton_columns
-from solvers.colgen.pricing_bound import PatternValueBound
 
 
 @dataclass
@@ -205,7 +203,9 @@ class ColumnGeneration:
     def _generate(self, problem, index, master, pool, progress, stop_at, prove: bool, warm,
                   max_iterations: int = 400, thorough: bool = True):
         """Column generation until greedy pricing finds no column (or the iteration cap / the
-        clock stops it); with `prove`, the Lagrangian bound from the last duals."""
+        clock stops it); with `prove`, the LP value goes to stats (not proven: the pricing
+        is heuristic). Returns (LP, nan, converged): the proven bound comes from
+        solvers.bounds, see `_final_bound`."""
         items = type_items(problem, index)
         pricer = SharedPricer(problem, index, items)
         lp, converged = None, False
@@ -238,13 +238,9 @@ class ColumnGeneration:
                 break
         if lp is not None and not converged:  # the last columns were added after the last solve
             lp = master.solve_lp()
-        proven_bound = math.nan
         if prove and lp is not None:
-            t0 = time.perf_counter()
             progress.lp_value = lp.value
-            proven_bound = self._lagrangian_bound(problem, index, master, lp, items, warm)
-            progress.bound_s += time.perf_counter() - t0
-        return lp, proven_bound, converged
+        return lp, math.nan, converged
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -258,44 +254,14 @@ class ColumnGeneration:
         return sum(problem.model(n).priority * r for n, r in served.items()), served
 
     @staticmethod
-    def _final_bound(problem: PlacementProblem, lagrangian: float, value: float) -> float:
+    def _final_bound(problem: PlacementProblem, own_bound: float, value: float) -> float:
+        """The proven bound: solvers.bounds (and `own_bound` when a phase proved one), never
+        past the plan's own value."""
         if problem.objective == "min_cost":
-            candidates = [b for b in (lagrangian, best_cost_bound(problem)) if math.isfinite(b)]
+            candidates = [b for b in (own_bound, best_cost_bound(problem)) if math.isfinite(b)]
             return min(max(candidates), value) if candidates else math.nan
-        candidates = [b for b in (lagrangian, throughput_upper_bound(problem)) if math.isfinite(b)]
+        candidates = [b for b in (own_bound, throughput_upper_bound(problem)) if math.isfinite(b)]
         return max(min(candidates), value) if candidates else math.nan
-
-    @staticmethod
-    def _lagrangian_bound(problem, index, master: Master, lp, items, warm) -> float:
-        """Bound from LP duals: z_LP + sum over types of (most any shared pattern could improve)
-        x (how many GPUs of the type a plan can hold). Singletons are all in the master, so at
-        an LP optimum none improves; shared patterns are bounded by PatternValueBound."""
-        if lp is None or master.slack_used() > 1e-7:
-            return math.nan
-        total = lp.value
-        for it in items:
-            if len(it.model_indices) < 2:
-                continue
-            t = it.type_index
-            gpu = problem.gpu_types[t]
-            cost = gpu.cost_per_hour_usd
-            constant = (cost if master.min_cost else 0.0) - master.gpu_dual(t, 1, lp.duals) - cost * lp.duals.budget
-            value = PatternValueBound(it, index.demand_rps, problem.max_utilization).bound(lp.duals.demand, lp.duals.presence)
-            gain = value - constant
-            if gain <= 1e-12:
-                continue
-            limits = []
-            if gpu.count is not None:
-                limits.append(gpu.count)
-            if cost > 0:
-                if problem.budget_usd_per_hour is not None:
-                    limits.append(problem.budget_usd_per_hour / cost)
-                if master.min_cost and warm is not None:
-                    limits.append(warm.value / cost)
-            if not limits:
-                return math.nan
-            total += (-gain if master.min_cost else gain) * min(limits)
-        return total
 
     @staticmethod
     def _start_vector(master: Master, incumbent) -> np.ndarray | None:
