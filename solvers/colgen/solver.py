@@ -143,6 +143,8 @@ class ColumnGeneration:
 
                 dived = dive(problem, index, support, regenerate, start + 0.85 * limit, round_up_share)
                 progress.dive_s += time.perf_counter() - t0
+                if time.perf_counter() >= start + 0.85 * limit:  # the clock cut the dive short
+                    progress.hit_time_limit = True
                 if dived is not None:
                     value = self._evaluate(problem, dived)[0]
                     progress.dive_value = value if math.isnan(progress.dive_value) else min(progress.dive_value, value)
