@@ -24,8 +24,15 @@ def fluid_cost_bound(problem: PlacementProblem) -> float:
 
 
 def throughput_upper_bound(problem: PlacementProblem) -> float:
-    """Upper bound on max_throughput: every model fully served (weighted)."""
-    return sum(m.priority * m.demand_rps for m in problem.demanded_models)
+    """Upper bound on max_throughput: the smaller of every model fully served (weighted) and
+    the replica relaxation's LP (solvers.replica_relaxation.replica_throughput_bound)."""
+    from solvers.replica_relaxation import replica_throughput_bound
+
+    everything = sum(m.priority * m.demand_rps for m in problem.demanded_models)
+    if problem.objective != "max_throughput":
+        return everything
+    relaxed = replica_throughput_bound(problem).value
+    return min(everything, relaxed) if math.isfinite(relaxed) else everything
 
 
 # The replica relaxation as a node-limited MIP (with SLO classes) where the instance is this

@@ -223,10 +223,38 @@ def replica_cost_bound(problem: PlacementProblem, integer: bool = False, slo_cla
     a MIP stopped by it still gives a bound, maybe a weaker one."""
     if problem.objective != "min_cost":
         return ReplicaBound(math.nan, math.nan, math.nan, False)
+    if not problem.demanded_models:
+        return ReplicaBound(0.0, 0.0, 0.0, True)
+    built = _build(problem, integer, slo_classes_on, throughput=False)
+    if isinstance(built, ReplicaBound):
+        return built
+    return _solve(built, integer, max_nodes, time_limit_s, seed)
+
+
+def replica_throughput_bound(problem: PlacementProblem, integer: bool = False, slo_classes_on: bool | None = None,
+                             max_nodes: int = MAX_NODES, time_limit_s: float = 30.0, seed: int = 0) -> ReplicaBound:
+    """For max_throughput: the most weighted req/s any plan within the budget and inventory
+    serves (an upper bound; `value` is it). The same columns and rows, GPUs cost nothing in
+    the objective, served_m in [0, demand_m] is worth its priority and needs coverage >=
+    served_m; no presence rows (a model may go unserved)."""
+    if problem.objective != "max_throughput":
+        return ReplicaBound(math.nan, math.nan, math.nan, False)
+    if not problem.demanded_models:
+        return ReplicaBound(0.0, 0.0, 0.0, True)
+    built = _build(problem, integer, slo_classes_on, throughput=True)
+    if isinstance(built, ReplicaBound):
+        return built
+    low = _solve(built, integer, max_nodes, time_limit_s, seed)  # minimises -served
+    if not math.isfinite(low.value):
+        return ReplicaBound(math.nan, math.nan, math.nan, False)
+    return ReplicaBound(-low.value, -low.lp_value, -low.mip_value, low.proven_optimal)
+
+
+def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None, throughput: bool):
+    """The relaxation's columns and rows (a _Model), or a ReplicaBound when nothing is left
+    to solve."""
     u = problem.max_utilization
     demanded = problem.demanded_models
-    if not demanded:
-        return ReplicaBound(0.0, 0.0, 0.0, True)
     types = {g.name: t for t, g in enumerate(problem.gpu_types)}
     use_classes = integer if slo_classes_on is None else slo_classes_on
     slos = [m.slo_ms for m in demanded]
@@ -261,6 +289,10 @@ def replica_cost_bound(problem: PlacementProblem, integer: bool = False, slo_cla
                 if len(vertices):
                     _member_columns(model, terms, i, t, c, vertices, opt.memory_per_gpu_gib, shared_gpus[t, c],
                                     c == own_class, integer)
+        if throughput:
+            if best > 0:
+                _served_row(model, terms, i, info.demand_rps, info.priority)
+            continue
         if best <= 0:
             return ReplicaBound(math.nan, math.nan, math.nan, False)
         _coverage_row(model, terms, i, info.demand_rps)
@@ -270,7 +302,9 @@ def replica_cost_bound(problem: PlacementProblem, integer: bool = False, slo_cla
             _shared_gpu_rows(model, terms, t, c, shared_gpus[t, c], gpu.memory_gib)
         _inventory_rows(model, terms, t, gpu)
     _budget_row(model, terms, problem)
-    return _solve(model, integer, max_nodes, time_limit_s, seed)
+    if throughput:  # only served req/s count: GPUs (cost >= 0) leave the objective
+        model.cost = [c if c < 0 else 0.0 for c in model.cost]
+    return model
 
 
 # ---------------------------------------------------------------------- columns
@@ -310,6 +344,14 @@ def _member_columns(model: _Model, terms: _Terms, i: int, t: int, c: int, vertic
 # ---------------------------------------------------------------------- rows
 def _coverage_row(model: _Model, terms: _Terms, i: int, demand_rps: float) -> None:
     model.row(demand_rps, INF, *terms.get(("cover", i)))
+
+
+def _served_row(model: _Model, terms: _Terms, i: int, demand_rps: float, priority: float) -> None:
+    """max_throughput: served_m in [0, demand_m], worth its priority, within its coverage;
+    the GPUs' costs leave the objective (the budget row still holds them)."""
+    served = model.var(-priority, demand_rps)
+    cols, vals = terms.get(("cover", i))
+    model.row(0.0, INF, cols + [served], vals + [-1.0])
 
 
 def _presence_row(model: _Model, terms: _Terms, i: int, replicas: int) -> None:

@@ -29,6 +29,7 @@ from solvers.registry import get_solver
 from solvers.replica_relaxation import (
     capped_hull_vertices,
     replica_cost_bound,
+    replica_throughput_bound,
     share_rate_points,
     slo_classes,
 )
@@ -257,3 +258,36 @@ def test_budget_below_the_bound_means_no_plan():
         assert replica_cost_bound(tight, integer=integer).value == math.inf
     loose = build_problem(scenario.model_copy(update={"budget_usd_per_hour": 1.01 * free}))
     assert replica_cost_bound(loose).value == pytest.approx(free, rel=1e-9)
+
+
+# ----------------------------------------------------------------- max_throughput
+def _throughput_scenario(family: str, seed: int) -> Scenario:
+    """The same instances with a budget of 40-90% of their min_cost optimum (or of the cost
+    of every GPU, where no plan serves all): the budget binds."""
+    scenario = FAMILIES[family](seed)
+    problem, exact, _, _ = _solved(family, seed)
+    full = exact.value if exact.status is SolveStatus.OPTIMAL else sum(
+        g.cost_per_hour_usd * (g.count or 0) for g in scenario.gpu_types)
+    budget = round(full * (0.4 + 0.05 * (seed % 11)), 2)
+    return scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": budget})
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("seed", range(12))
+def test_throughput_bound_is_never_below_the_exact_optimum(family, seed):
+    problem = build_problem(_throughput_scenario(family, seed))
+    exact = get_solver("enum-milp").solve(problem, EXACT_SETTINGS)
+    assert exact.status is SolveStatus.OPTIMAL, exact.status
+    everything = sum(m.priority * m.demand_rps for m in problem.demanded_models)
+    for relaxed in (replica_throughput_bound(problem), replica_throughput_bound(problem, integer=True)):
+        assert relaxed.value >= exact.value - REL * max(1.0, exact.value), (relaxed, exact.value)
+        assert relaxed.value <= everything + REL * everything, (relaxed, everything)
+
+
+def test_throughput_bound_is_tighter_than_serving_everything_when_the_budget_binds():
+    tighter = 0
+    for seed in range(12):
+        problem = build_problem(_throughput_scenario("sharing", seed))
+        everything = sum(m.priority * m.demand_rps for m in problem.demanded_models)
+        tighter += replica_throughput_bound(problem).value < everything * (1 - 1e-6)
+    assert tighter >= 6, tighter
