@@ -20,6 +20,9 @@ from solvers.colgen.master import Master
 from solvers.colgen.pricing import singleton_columns
 
 
+HURRY_SHARE = 0.15
+
+
 @dataclass
 class FixedGpus:
     """What the dive has fixed so far."""
@@ -58,11 +61,13 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
     """Fix GPUs round by round until all demand is covered; None if the dive gets stuck.
 
     `support`: the patterns the whole problem's LP uses; each round passes on its own.
-    `generate(index, master, columns, stop_at)` runs column generation on a residual master.
+    `generate(index, master, columns, stop_at, hurry)` runs column generation on a residual
+    master (one iteration when `hurry`: the dive is short of time).
     Past the deadline, one last round rounds every fraction up, and dedicated replicas cover
     whatever is still left (complete_with_singletons).
     """
     fixed = FixedGpus()
+    window_s = max(deadline - time.perf_counter(), 1e-9)
     full = index.model_index()
     covered = np.zeros(len(index.models))
     finished_once = False
@@ -84,7 +89,10 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         if finishing:  # out of time: one last LP over the known columns, every fraction rounded up
             sub.add_columns(columns)
         else:
-            generate(rest, sub, columns, deadline)
+            # with under HURRY_SHARE of its time left, the dive prices once a round, so it
+            # ends by its own rounds instead of the deadline's round-everything-up
+            hurry = deadline - time.perf_counter() < HURRY_SHARE * window_s
+            generate(rest, sub, columns, deadline, hurry)
         lp = sub.solve_lp()
         if lp is None or sub.slack_used() > 1e-7:
             return None
