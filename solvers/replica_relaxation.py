@@ -221,14 +221,7 @@ def replica_cost_bound(problem: PlacementProblem, integer: bool = False, slo_cla
     """Solve the relaxation: its LP, then (with `integer`) a node-limited MIP. SLO classes
     are on with `integer` unless `slo_classes_on` says otherwise. The time limit is a guard;
     a MIP stopped by it still gives a bound, maybe a weaker one."""
-    if problem.objective != "min_cost":
-        return ReplicaBound(math.nan, math.nan, math.nan, False)
-    if not problem.demanded_models:
-        return ReplicaBound(0.0, 0.0, 0.0, True)
-    built = _build(problem, integer, slo_classes_on, throughput=False)
-    if isinstance(built, ReplicaBound):
-        return built
-    return _solve(built, integer, max_nodes, time_limit_s, seed)
+    return _relaxation(problem, "min_cost", integer, slo_classes_on, max_nodes, time_limit_s, seed)
 
 
 def replica_throughput_bound(problem: PlacementProblem, integer: bool = False, slo_classes_on: bool | None = None,
@@ -237,17 +230,25 @@ def replica_throughput_bound(problem: PlacementProblem, integer: bool = False, s
     serves (an upper bound; `value` is it). The same columns and rows, GPUs cost nothing in
     the objective, served_m in [0, demand_m] is worth its priority and needs coverage >=
     served_m; no presence rows (a model may go unserved)."""
-    if problem.objective != "max_throughput":
+    return _relaxation(problem, "max_throughput", integer, slo_classes_on, max_nodes, time_limit_s, seed)
+
+
+def _relaxation(problem: PlacementProblem, objective: str, integer: bool, slo_classes_on: bool | None,
+                max_nodes: int, time_limit_s: float, seed: int) -> ReplicaBound:
+    if problem.objective != objective:
         return ReplicaBound(math.nan, math.nan, math.nan, False)
     if not problem.demanded_models:
         return ReplicaBound(0.0, 0.0, 0.0, True)
-    built = _build(problem, integer, slo_classes_on, throughput=True)
+    throughput = objective == "max_throughput"
+    built = _build(problem, integer, slo_classes_on, throughput)
     if isinstance(built, ReplicaBound):
         return built
-    low = _solve(built, integer, max_nodes, time_limit_s, seed)  # minimises -served
-    if not math.isfinite(low.value):
+    solved = _solve(built, integer, max_nodes, time_limit_s, seed)
+    if not throughput:
+        return solved
+    if not math.isfinite(solved.value):  # the model minimised -served
         return ReplicaBound(math.nan, math.nan, math.nan, False)
-    return ReplicaBound(-low.value, -low.lp_value, -low.mip_value, low.proven_optimal)
+    return ReplicaBound(-solved.value, -solved.lp_value, -solved.mip_value, solved.proven_optimal)
 
 
 def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None, throughput: bool):
