@@ -4,9 +4,9 @@
    warm start's patterns (greedy-type).
 2. Column generation: master LP (HiGHS) -> duals -> compiled greedy pricing of shared
    patterns per GPU type and cycle target -> new columns, until the greedy finds none.
-3. Bound (min_cost): solvers.bounds.best_cost_bound, the best of the replica relaxation
-   (solvers.replica_relaxation), the compact LP and the fluid bound; max_throughput: every
-   model served. The master's LP value is reported in stats but not claimed as proven:
+3. Bound: solvers.bounds, min_cost: best_cost_bound, the best of the replica relaxation
+   (solvers.replica_relaxation), the compact LP and the fluid bound; max_throughput:
+   throughput_upper_bound, the replica relaxation or every model served. The master's LP value is reported in stats but not claimed as proven:
    pricing is heuristic and may miss a column.
 4. Integers (min_cost): a dive with column generation on the residual demand
    (solvers.colgen.dive), then on small masters a MIP over every column from the best plan.
@@ -181,15 +181,20 @@ class ColumnGeneration:
         return best, proven_bound, converged
 
     def _result(self, problem, settings, start, best, proven_bound, converged, progress) -> SolveResult:
+        t0 = time.perf_counter()
+        if best is None:
+            no_plan = math.inf if problem.objective == "min_cost" else -math.inf
+            bound = self._final_bound(problem, proven_bound, no_plan)
+        else:
+            value, served = self._evaluate(problem, best)
+            bound = self._final_bound(problem, proven_bound, value)
+        progress.bound_s += time.perf_counter() - t0
         wall = time.perf_counter() - start
         stats = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in progress.__dict__.items()}
         if best is None:
             status = SolveStatus.TIME_LIMIT if progress.hit_time_limit else SolveStatus.INFEASIBLE
-            bound = self._final_bound(problem, proven_bound, math.inf if problem.objective == "min_cost" else -math.inf)
             return SolveResult(self.name, status, problem.objective, math.nan, bound, (), {}, wall,
                                message="no plan found over the generated patterns", stats=stats)
-        value, served = self._evaluate(problem, best)
-        bound = self._final_bound(problem, proven_bound, value)
         gap = relative_gap(value, bound)
         if gap <= settings.gap_target:
             status = SolveStatus.OPTIMAL
