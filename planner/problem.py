@@ -14,8 +14,8 @@ from enum import Enum
 
 import pandas as pd
 
-from planner.capacity import (Option, build_candidates, capacity_rps, model_cvs, model_options, planned_share,
-                              worst_latency_ms)
+from planner.capacity import (Option, build_candidates, capacity_rps, dedicated_planned_rps, model_cvs, model_options,
+                              planned_share, worst_latency_ms)
 from planner.scenario import Scenario
 
 
@@ -236,3 +236,19 @@ def restrict_to_gpu_types(problem: PlacementProblem, names: set[str]) -> Placeme
         models=tuple(replace(m, options=tuple(o for o in m.options if o.gpu_type in names)) for m in problem.models),
         candidates=problem.candidates[problem.candidates.gpu_type.isin(sorted(names))].reset_index(drop=True),
     )
+
+
+def dedicated_rates(problem: PlacementProblem, info: ModelInfo, option: Option):
+    """planner.capacity.dedicated_planned_rps of a model alone on one of its options (planned
+    req/s for b = 1..max_batch), computed once per problem: pricing, the dive and the bounds
+    all ask for it."""
+    cache = problem.__dict__.get("_dedicated_rates")
+    if cache is None:
+        cache = {}
+        object.__setattr__(problem, "_dedicated_rates", cache)  # a cache of derived data, not a change
+    key = (info.name, option.gpu_type, option.tensor_parallel)
+    rates = cache.get(key)
+    if rates is None:
+        rates = dedicated_planned_rps(option.latency_ms, info.slo_ms, info.cv, problem.max_utilization)
+        cache[key] = rates
+    return rates

@@ -23,8 +23,7 @@ import math
 import highspy
 import numpy as np
 
-from planner.capacity import dedicated_planned_rps
-from planner.problem import PlacementProblem
+from planner.problem import PlacementProblem, dedicated_rates
 from solvers.highs_quiet import quiet_highs
 
 INF = highspy.kHighsInf
@@ -32,7 +31,6 @@ INF = highspy.kHighsInf
 
 def compact_cost_bound(problem: PlacementProblem) -> float:
     """Optimal value of the compact LP (a lower bound on every plan's cost), or nan."""
-    u = problem.max_utilization
     types = {g.name: t for t, g in enumerate(problem.gpu_types)}
     options = []  # (model index, type index, degree, best rate per busy second, least share per replica)
     best_planned = []
@@ -41,7 +39,7 @@ def compact_cost_bound(problem: PlacementProblem) -> float:
         best = 0.0
         for opt in info.options:
             lat = opt.latency_ms
-            planned = dedicated_planned_rps(lat, info.slo_ms, info.cv, u)
+            planned = dedicated_rates(problem, info, opt)
             if not (planned > 0).any():
                 continue
             k = opt.tensor_parallel

@@ -42,8 +42,8 @@ import highspy
 import numba
 import numpy as np
 
-from planner.capacity import dedicated_planned_rps, planned_share
-from planner.problem import PlacementProblem
+from planner.capacity import planned_share
+from planner.problem import PlacementProblem, dedicated_rates
 from solvers.highs_quiet import quiet_highs
 
 INF = highspy.kHighsInf
@@ -275,7 +275,7 @@ def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None
             t = types[opt.gpu_type]
             gpu = problem.gpu_types[t]
             k = opt.tensor_parallel
-            rate = float(np.max(dedicated_planned_rps(opt.latency_ms, info.slo_ms, info.cv, u), initial=0.0))
+            rate = float(np.max(dedicated_rates(problem, info, opt), initial=0.0))
             if rate <= 0:
                 continue
             best = max(best, rate)

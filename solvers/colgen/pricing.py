@@ -18,8 +18,8 @@ import math
 import numba
 import numpy as np
 
-from planner.capacity import dedicated_planned_rps, planned_share
-from planner.problem import Member, PlacementProblem
+from planner.capacity import planned_share
+from planner.problem import Member, PlacementProblem, dedicated_rates
 from solvers.colgen.columns import Column, Index, TypeItems, make_column, members_pattern
 
 
@@ -31,7 +31,7 @@ def singleton_columns(problem: PlacementProblem, index: Index) -> list[Column]:
         d = float(d)
         for opt in info.options:
             lat = opt.latency_ms
-            rate = _dedicated_rates(problem, info, opt)  # planned_share x 1000 b / l(b)
+            rate = dedicated_rates(problem, info, opt)  # planned_share x 1000 b / l(b)
             if not (rate > 0).any():
                 continue
             target = min(rate.max(), d)
@@ -39,21 +39,6 @@ def singleton_columns(problem: PlacementProblem, index: Index) -> list[Column]:
             pattern = members_pattern(opt.gpu_type, opt.tensor_parallel, [Member(info.name, b, float(lat[b - 1]))])
             cols.append(make_column(problem, index, pattern))
     return cols
-
-
-def _dedicated_rates(problem: PlacementProblem, info, opt) -> np.ndarray:
-    """dedicated_planned_rps per (model, type, degree), computed once per problem (the dive
-    asks again every round)."""
-    cache = problem.__dict__.get("_dedicated_rates")
-    if cache is None:
-        cache = {}
-        object.__setattr__(problem, "_dedicated_rates", cache)  # a cache of derived data, not a change
-    key = (info.name, opt.gpu_type, opt.tensor_parallel)
-    rate = cache.get(key)
-    if rate is None:
-        rate = dedicated_planned_rps(opt.latency_ms, info.slo_ms, info.cv, problem.max_utilization)
-        cache[key] = rate
-    return rate
 
 
 class FlatLatencies:
