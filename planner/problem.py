@@ -252,3 +252,17 @@ def dedicated_rates(problem: PlacementProblem, info: ModelInfo, option: Option):
         rates = dedicated_planned_rps(option.latency_ms, info.slo_ms, info.cv, problem.max_utilization)
         cache[key] = rates
     return rates
+
+
+def pattern_member_rates(problem: PlacementProblem, pattern: Pattern) -> tuple[float, ...]:
+    """member_planned_rps of every member of a pattern, in member order, computed once per
+    problem and pattern (the dive re-makes the same columns for each residual problem)."""
+    cache = problem.__dict__.get("_pattern_rates")
+    if cache is None:
+        cache = {}
+        object.__setattr__(problem, "_pattern_rates", cache)  # a cache of derived data, not a change
+    rates = cache.get(pattern)
+    if rates is None:
+        rates = tuple(member_planned_rps(problem, pattern, member) for member in pattern.members)
+        cache[pattern] = rates
+    return rates

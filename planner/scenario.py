@@ -28,6 +28,7 @@ MAX_MEMORY_GIB = 1.0e5
 MAX_COST_PER_HOUR_USD = 1.0e5
 MAX_RATE_RPS = 1.0e8
 MAX_MS = 1.0e7
+MIN_MS = 1e-6  # one nanosecond: a batch takes at least this long (smaller times overflow the rates)
 MAX_GPU_COUNT = 1_000_000
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="identifier; " + NAME_HELP)]
@@ -90,7 +91,7 @@ class Profile(_Strict):
     max_batch: int | None = Field(
         default=None, ge=1, le=MAX_BATCH_LIMIT, description="largest batch the replica runs"
     )
-    batch_ms: dict[int, Annotated[float, Field(gt=0, le=MAX_MS)]] | None = Field(
+    batch_ms: dict[int, Annotated[float, Field(ge=MIN_MS, le=MAX_MS)]] | None = Field(
         default=None, description="measured batch time in ms per batch size"
     )
     tp: dict[int, Profile] | None = Field(
@@ -105,8 +106,8 @@ class Profile(_Strict):
             raise ValueError("give either base_ms/per_item_ms/max_batch or batch_ms, not both")
         if has_linear and any(v is None for v in linear):
             raise ValueError("a linear profile needs all of base_ms, per_item_ms and max_batch")
-        if has_linear and (self.base_ms or 0) + (self.per_item_ms or 0) <= 0:
-            raise ValueError("base_ms + per_item_ms must be positive (a batch takes time)")
+        if has_linear and (self.base_ms or 0) + (self.per_item_ms or 0) < MIN_MS:
+            raise ValueError(f"base_ms + per_item_ms must be at least {MIN_MS:g} ms (a batch takes time)")
         if self.batch_ms is not None:
             if not self.batch_ms:
                 raise ValueError("batch_ms needs at least one point {batch_size: ms}")

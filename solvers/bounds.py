@@ -14,12 +14,13 @@ def fluid_cost_bound(problem: PlacementProblem) -> float:
     share of a cycle serves no more per GPU-second than the model alone), and inventory
     only adds constraints, so no plan costs less.
     """
+    rows = problem.candidates
+    usd_per_rps = (rows.cost_per_hour_usd / rows.planned_rps).groupby(rows.model).min().to_dict()
     total = 0.0
     for info in problem.demanded_models:
-        rows = problem.candidates[problem.candidates.model == info.name]
-        if rows.empty:
+        if info.name not in usd_per_rps:
             return math.nan
-        total += info.demand_rps * float((rows.cost_per_hour_usd / rows.planned_rps).min())
+        total += info.demand_rps * float(usd_per_rps[info.name])
     return total
 
 

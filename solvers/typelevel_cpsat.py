@@ -56,6 +56,12 @@ def replica_options(problem: PlacementProblem) -> list[Replica]:
     ]
 
 
+# an integer-variable domain CP-SAT accepts: without inventory counts (the infeasibility
+# explainer) and with a planned rate near zero (max_utilization 1e-308), the count above
+# overflowed int64; no plan of this tool places a million replicas of one option
+MAX_REPLICAS_PER_OPTION = 1_000_000
+
+
 def replica_upper_bound(problem: PlacementProblem, option: Replica, demand_rps: float | None = None, count: int | None = -1) -> int:
     """No optimal plan needs more replicas of one option than it takes to serve all demand alone.
     `demand_rps` and `count` may be passed to skip the look-ups (count None: unlimited)."""
@@ -63,7 +69,7 @@ def replica_upper_bound(problem: PlacementProblem, option: Replica, demand_rps: 
         demand_rps = problem.model(option.model).demand_rps
     if count == -1:
         count = problem.gpu_type(option.gpu_type).count
-    need = math.ceil(demand_rps / option.planned_rps - 1e-9)
+    need = min(math.ceil(demand_rps / option.planned_rps - 1e-9), MAX_REPLICAS_PER_OPTION)
     if count is not None:
         need = min(need, count // option.tensor_parallel)
     return max(need, 0)

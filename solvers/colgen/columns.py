@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.problem import Member, Pattern, PlacementProblem, member_planned_rps
+from planner.problem import Member, Pattern, PlacementProblem, pattern_member_rates
 from solvers.packing_rules import pattern_violations
 
 
@@ -65,11 +65,10 @@ def make_column(problem: PlacementProblem, index: Index, pattern: Pattern, check
     gpu = problem.gpu_type(pattern.gpu_type)
     by_name = index.model_index()
     indices, coverage = [], []
-    for member in pattern.members:
+    for member, rate in zip(pattern.members, pattern_member_rates(problem, pattern)):  # planned_share x 1000 b / D
         i = by_name.get(member.model)
         if i is None:  # no (residual) demand: the member runs but covers nothing here
             continue
-        rate = member_planned_rps(problem, pattern, member)  # planned_share x 1000 b / D
         indices.append(i)
         coverage.append(min(rate, float(index.demand_rps[i])))
     return Column(

@@ -81,11 +81,14 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         finished_once = finished_once or finishing
         sub = Master(problem, rest, used_gpus=fixed.used_gpus, used_usd_per_hour=fixed.used_usd_per_hour,
                      used_group_gpus=fixed.used_group_gpus)
-        columns = singleton_columns(problem, rest)
         names = set(rest.models)
+        columns = singleton_columns(problem, rest)
         for pattern in support:  # the last LP's shared patterns: few, and the ones that matter
             if any(m.model in names for m in pattern.members):
                 columns.append(make_column(problem, rest, pattern))
+        # columns on types whose inventory the fixed GPUs already took cannot be used: left out
+        # of the residual LP (and pricing skips those types), which keeps late rounds small
+        columns = [c for c in columns if c.gpus <= sub.gpus_left(c.type_index)]
         if finishing:  # out of time: one last LP over the known columns, every fraction rounded up
             sub.add_columns(columns)
         else:

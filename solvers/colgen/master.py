@@ -28,6 +28,7 @@ from solvers.colgen.columns import Column, Index
 
 INF = highspy.kHighsInf
 MIP_MAX_NODES = 300
+FIRST_SOLVE_STRATEGY = 1
 
 
 @dataclass
@@ -93,6 +94,11 @@ class Master:
         self.inventory_rows = self._add_inventory_rows()
         self.tp_rows = self._add_tp_slot_rows()
         self.budget_row = self._add_budget_row()
+
+    def gpus_left(self, type_index: int) -> float:
+        """GPUs of a type this master may still place (inf without an inventory)."""
+        gpu = self.problem.gpu_types[type_index]
+        return math.inf if gpu.count is None else gpu.count - self.used_gpus.get(type_index, 0)
 
     # ------------------------------------------------------------------ row families
     def _add_rows(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -204,6 +210,10 @@ class Master:
 
     # ------------------------------------------------------------------ solves
     def solve_lp(self) -> LpSolution | None:
+        # the first solve has no basis: dual simplex; later ones follow added columns, where
+        # primal simplex keeps the last basis feasible
+        self.highs.setOptionValue("simplex_strategy", FIRST_SOLVE_STRATEGY if not getattr(self, "_solved", False) else 4)
+        self._solved = True
         self.highs.run()
         if self.highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None

@@ -58,14 +58,18 @@ class Progress:
 
 
 def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResult | None:
-    """A first plan: the type-level greedy, or, if it finds none, type-level CP-SAT briefly."""
+    """A first plan: the type-level greedy, or, if it finds none, type-level CP-SAT briefly
+    (up to CAREFUL_DIVE_MAX_MODELS models: at 1,000 models it spent 6 s of 60 and found
+    nothing, and the dive does not need a warm start)."""
     from dataclasses import replace
 
     from solvers.greedy_type import GreedyTypeLevel
     from solvers.typelevel_cpsat import TypeLevelCpSat
 
-    for solver, limit in ((GreedyTypeLevel(), settings.time_limit_s),
-                          (TypeLevelCpSat(), 0.1 * settings.time_limit_s)):
+    solvers = [(GreedyTypeLevel(), settings.time_limit_s)]
+    if sum(1 for m in problem.models if m.demand_rps > 0) <= CAREFUL_DIVE_MAX_MODELS:
+        solvers.append((TypeLevelCpSat(), 0.1 * settings.time_limit_s))
+    for solver, limit in solvers:
         try:
             result = solver.solve(problem, replace(settings, time_limit_s=limit, gap_target=0.02))
         except Exception:  # a baseline failing must not stop the exact solver
@@ -75,15 +79,18 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
     return None
 
 
-FAST_DIVE = (1.0, 4)  # (share of the LP's fractional columns rounded up per round, CG iterations per round)
-HASTY_DIVE = (1.0, 3)  # above CAREFUL_DIVE_MAX_MODELS when the time limit is under FAST_DIVE_S_PER_MODEL a model
+FAST_DIVE = (1.0, 2)  # (share of the LP's fractional columns rounded up per round, CG iterations per round)
+HASTY_DIVE = (1.0, 1)  # above CAREFUL_DIVE_MAX_MODELS when the time limit is under FAST_DIVE_S_PER_MODEL a model
 # 1,000 models at 60 s (2 cores): 3 iterations a round $7,878 in 23 s; 4: $7,786 in 40 s; 5 and
 # 6 ($7,675-7,729) ran into the dive's hurry rule on some runs, and a plan the clock shapes is
 # not the same plan every run. 4 keeps a 20 s margin.
 FAST_DIVE_S_PER_MODEL = 0.05
-CAREFUL_DIVE = (0.5, 8)
+CAREFUL_DIVE = (0.5, 4)
 CAREFUL_DIVE_MAX_MODELS = 400
 MIP_POLISH_MAX_COLUMNS = 1000
+DIVE_FILLS_PER_CYCLE = 8
+DIVE_COLUMNS_PER_TYPE = 40
+DIVE_SETTLE_SHARE = 0.0
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 
@@ -152,7 +159,8 @@ class ColumnGeneration:
                     if hurry:  # the clock changes the plan: say so
                         progress.hit_time_limit = True
                     self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
-                                   max_iterations=1 if hurry else iterations)
+                                   max_iterations=1 if hurry else iterations, fills_per_cycle=DIVE_FILLS_PER_CYCLE,
+                                   max_columns_per_type=DIVE_COLUMNS_PER_TYPE, settle_share=DIVE_SETTLE_SHARE)
 
                 dived = dive(problem, index, support, regenerate, start + 0.85 * limit, round_up_share)
                 progress.dive_s += time.perf_counter() - t0
@@ -221,12 +229,17 @@ class ColumnGeneration:
         return len(fresh)
 
     def _generate(self, problem, index, master, pool, progress, stop_at, prove: bool, warm,
-                  max_iterations: int = 400, thorough: bool = True):
+                  max_iterations: int = 400, thorough: bool = True, fills_per_cycle: int = 1,
+                  max_columns_per_type: int = 12, settle_share: float = 0.0):
         """Column generation until greedy pricing finds no column (or the iteration cap / the
         clock stops it); with `prove`, the LP value goes to stats (not proven: the pricing
         is heuristic). Returns (LP, nan, converged): the proven bound comes from
-        solvers.bounds, see `_final_bound`."""
-        items = type_items(problem, index)
+        solvers.bounds, see `_final_bound`.
+
+        `settle_share` > 0 (the dive's rounds): stop once an iteration lowers the LP by less
+        than that share of the plan's cost (fixed GPUs and the LP) (a round after a small fixing settles in one or two
+        iterations, one after a large fixing runs up to `max_iterations`)."""
+        items = [it for it in type_items(problem, index) if master.gpus_left(it.type_index) >= 1]
         pricer = SharedPricer(problem, index, items)
         lp, converged = None, False
         history: list[float] = []
@@ -242,7 +255,10 @@ class ColumnGeneration:
                 break
             t0 = time.perf_counter()
             gpu_dual = lambda t, k: master.gpu_dual(t, k, lp.duals)  # noqa: E731
-            found = pricer.price(lp.duals, gpu_dual, lp.duals.budget, master.min_cost)
+            if settle_share > 0 and history and history[-1] - lp.value < settle_share * abs(lp.value + master.used_usd_per_hour):
+                break
+            found = pricer.price(lp.duals, gpu_dual, lp.duals.budget, master.min_cost,
+                                 max_columns_per_type=max_columns_per_type, fills_per_cycle=fills_per_cycle)
             added = bool(found) and self._add(master, problem, index, pool, [c for _, c in found])
             if not added and thorough:  # the greedy found nothing: the DP looks harder
                 found = pricer.price(lp.duals, gpu_dual, lp.duals.budget, master.min_cost, thorough=True)

@@ -1,0 +1,104 @@
+"""Pricing of shared patterns (solvers.colgen.pricing) and the per-problem caches it uses.
+
+- Disjoint fills (`fills_per_cycle` > 1, the dive's residual pricing): every column is a
+  feasible pattern with the reduced cost pricing says, the first fill of each cycle target
+  is the single-fill pricing's column, so nothing single-fill finds is lost.
+- pattern_member_rates (cache) equals member_planned_rps; the fluid bound's per-model
+  cheapest $/req/s equals a row-by-row minimum over the candidates table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from planner.problem import SolveSettings, build_problem, member_planned_rps, pattern_member_rates
+from planner.generate import generate_scenario
+from planner.scenario import Scenario
+from solvers.bounds import fluid_cost_bound
+from solvers.colgen.columns import Index, type_items
+from solvers.colgen.master import Master
+from solvers.colgen.pricing import SharedPricer, singleton_columns
+from solvers.colgen.solver import ColumnGeneration
+from solvers.packing_rules import pattern_violations
+from packing_instances import many_small_models_scenario
+
+
+def _priced(problem, fills: int, max_columns: int = 10_000):
+    """Columns priced at the LP duals of a master over the singleton columns only."""
+    index = Index.of(problem)
+    master = Master(problem, index)
+    master.add_columns(singleton_columns(problem, index))
+    lp = master.solve_lp()
+    assert lp is not None
+    pricer = SharedPricer(problem, index, type_items(problem, index))
+    found = pricer.price(lp.duals, lambda t, k: master.gpu_dual(t, k, lp.duals), lp.duals.budget, True,
+                         max_columns_per_type=max_columns, fills_per_cycle=fills)
+    return master, lp, found
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_disjoint_fills_give_feasible_columns_with_the_reduced_cost_they_claim(seed):
+    problem = build_problem(many_small_models_scenario(n_models=24, seed=seed, cv=1.0))
+    master, lp, found = _priced(problem, fills=6)
+    assert found, "24 light models on one type: sharing must price out against singletons"
+    keys = [(c.pattern.gpu_type, c.pattern.members) for _, c in found]
+    assert len(set(keys)) == len(keys), "a pattern was returned twice"
+    for reduced, col in found:
+        assert pattern_violations(problem, col.pattern) == []
+        assert len(col.pattern.members) >= 2
+        assert reduced < 0
+        assert math.isclose(reduced, master.reduced_cost(col, lp.duals), rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_disjoint_fills_keep_every_single_fill_column(seed):
+    problem = build_problem(many_small_models_scenario(n_models=24, seed=seed, cv=1.0))
+    _, _, single = _priced(problem, fills=1)
+    _, _, multi = _priced(problem, fills=6)
+    single_keys = {c.pattern for _, c in single}
+    multi_keys = {c.pattern for _, c in multi}
+    assert single_keys <= multi_keys
+    assert len(multi_keys) > len(single_keys), "set-aside fills found no further pattern on 24 light models"
+
+
+def test_disjoint_fills_at_one_cycle_share_no_model():
+    """With one cycle target, the fills are disjoint: no model is in two of its patterns."""
+    problem = build_problem(many_small_models_scenario(n_models=24, seed=5, cv=1.0))
+    index = Index.of(problem)
+    master = Master(problem, index)
+    master.add_columns(singleton_columns(problem, index))
+    lp = master.solve_lp()
+    pricer = SharedPricer(problem, index, type_items(problem, index))
+    pricer.targets = [targets[len(targets) // 2: len(targets) // 2 + 1] for targets in pricer.targets]
+    found = pricer.price(lp.duals, lambda t, k: master.gpu_dual(t, k, lp.duals), lp.duals.budget, True,
+                         max_columns_per_type=10_000, fills_per_cycle=8)
+    assert len(found) >= 2
+    seen: set[str] = set()
+    for _, col in found:
+        names = {m.model for m in col.pattern.members}
+        assert not names & seen
+        seen |= names
+
+
+def test_pattern_member_rates_equal_member_planned_rps():
+    problem = build_problem(many_small_models_scenario(n_models=12, seed=1, cv=1.0))
+    plan = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
+    assert plan.patterns
+    for pc in plan.patterns:
+        expected = tuple(member_planned_rps(problem, pc.pattern, m) for m in pc.pattern.members)
+        assert pattern_member_rates(problem, pc.pattern) == expected
+        assert pattern_member_rates(problem, pc.pattern) == expected  # from the cache now
+
+
+def test_fluid_bound_is_the_per_model_cheapest_rate_over_the_candidates():
+    scenario = Scenario.model_validate(generate_scenario(models=30, gpus=48, gpu_types=4, seed=7))
+    problem = build_problem(scenario)
+    rows = problem.candidates
+    expected = 0.0
+    for info in problem.demanded_models:
+        mine = rows[rows.model == info.name]
+        expected += info.demand_rps * float(np.min(mine.cost_per_hour_usd.to_numpy() / mine.planned_rps.to_numpy()))
+    assert math.isclose(fluid_cost_bound(problem), expected, rel_tol=1e-12)
