@@ -254,15 +254,26 @@ def dedicated_rates(problem: PlacementProblem, info: ModelInfo, option: Option):
     return rates
 
 
-def pattern_member_rates(problem: PlacementProblem, pattern: Pattern) -> tuple[float, ...]:
-    """member_planned_rps of every member of a pattern, in member order, computed once per
-    problem and pattern (the dive re-makes the same columns for each residual problem)."""
+def _pattern_rates_cache(problem: PlacementProblem) -> dict:
     cache = problem.__dict__.get("_pattern_rates")
     if cache is None:
         cache = {}
         object.__setattr__(problem, "_pattern_rates", cache)  # a cache of derived data, not a change
+    return cache
+
+
+def pattern_member_rates(problem: PlacementProblem, pattern: Pattern) -> tuple[float, ...]:
+    """member_planned_rps of every member of a pattern, in member order, computed once per
+    problem and pattern (the dive re-makes the same columns for each residual problem)."""
+    cache = _pattern_rates_cache(problem)
     rates = cache.get(pattern)
     if rates is None:
         rates = tuple(member_planned_rps(problem, pattern, member) for member in pattern.members)
         cache[pattern] = rates
     return rates
+
+
+def remember_member_rates(problem: PlacementProblem, pattern: Pattern, rates: tuple[float, ...]) -> None:
+    """Put rates computed elsewhere (pricing, from its own arrays) in pattern_member_rates'
+    cache; they must be member_planned_rps's numbers (tests/test_colgen_pricing.py)."""
+    _pattern_rates_cache(problem)[pattern] = rates

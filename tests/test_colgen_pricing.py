@@ -22,7 +22,7 @@ from solvers.colgen.columns import Index, type_items
 from solvers.colgen.master import Master
 from solvers.colgen.pricing import SharedPricer, singleton_columns
 from solvers.colgen.solver import ColumnGeneration
-from solvers.packing_rules import pattern_violations
+from solvers.packing_rules import make_pattern, pattern_violations
 from packing_instances import many_small_models_scenario
 
 
@@ -48,6 +48,11 @@ def test_disjoint_fills_give_feasible_columns_with_the_reduced_cost_they_claim(s
     assert len(set(keys)) == len(keys), "a pattern was returned twice"
     for reduced, col in found:
         assert pattern_violations(problem, col.pattern) == []
+        # pricing builds patterns and rates from its own arrays: the same as the rules' own
+        members = [(m.model, m.batch_size) for m in col.pattern.members]
+        assert make_pattern(problem, col.pattern.gpu_type, 1, members) == col.pattern
+        assert pattern_member_rates(problem, col.pattern) == tuple(
+            member_planned_rps(problem, col.pattern, m) for m in col.pattern.members)
         assert len(col.pattern.members) >= 2
         assert reduced < 0
         assert math.isclose(reduced, master.reduced_cost(col, lp.duals), rel_tol=1e-9, abs_tol=1e-9)

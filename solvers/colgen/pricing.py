@@ -18,8 +18,8 @@ import math
 import numba
 import numpy as np
 
-from planner.capacity import planned_share
-from planner.problem import Member, PlacementProblem, dedicated_rates
+from planner.capacity import capacity_rps, planned_share, shared_batch_ms
+from planner.problem import Member, Pattern, PlacementProblem, dedicated_rates, remember_member_rates
 from solvers.colgen.columns import Column, Index, TypeItems, make_column, members_pattern
 
 
@@ -321,7 +321,34 @@ class SharedPricer:
         return out
 
     def _column(self, it: TypeItems, members: list[tuple[str, int]]) -> Column:
-        from solvers.packing_rules import make_pattern
-
-        pattern = make_pattern(self.problem, it.gpu_type, 1, members)
+        """The column of a priced pattern, built from the type's items directly (the same
+        numbers as packing_rules.make_pattern and columns.make_column, which look every
+        member up again: a third of pricing's time at 1,000 models), its member rates put
+        in the per-problem cache (planner.problem.pattern_member_rates)."""
+        where = self._item_of(it)
+        n = len(members)
+        picked = sorted((name, batch, where[name]) for name, batch in members)
+        out = [Member(name, int(batch), shared_batch_ms(float(it.latencies_ms[pos][batch - 1]), n, it.interference_factor))
+               for name, batch, pos in picked]
+        pattern = Pattern(it.gpu_type, 1, tuple(out))
+        cycle = pattern.cycle_ms
+        cache = self.problem.__dict__.get("_pattern_rates")
+        if cache is None or pattern not in cache:
+            u = self.problem.max_utilization
+            rates = []
+            for member, (_, _, pos) in zip(out, picked):
+                i = int(it.model_indices[pos])
+                info = self.problem.model(self.index.models[i])
+                share = planned_share(member.batch_size, cycle, member.batch_ms, info.slo_ms, info.cv, u)
+                rates.append(share * capacity_rps(member.batch_size, cycle))
+            remember_member_rates(self.problem, pattern, tuple(rates))
         return make_column(self.problem, self.index, pattern)
+
+    def _item_of(self, it: TypeItems) -> dict[str, int]:
+        """Model name -> position among the type's items."""
+        cache = self.__dict__.setdefault("_items_by_name", {})
+        where = cache.get(it.type_index)
+        if where is None:
+            where = {self.index.models[int(i)]: pos for pos, i in enumerate(it.model_indices)}
+            cache[it.type_index] = where
+        return where
