@@ -82,7 +82,8 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         sub = Master(problem, rest, used_gpus=fixed.used_gpus, used_usd_per_hour=fixed.used_usd_per_hour,
                      used_group_gpus=fixed.used_group_gpus)
         names = set(rest.models)
-        columns = singleton_columns(problem, rest)
+        gpus_left = {g.name: sub.gpus_left(t) for t, g in enumerate(problem.gpu_types)}
+        columns = singleton_columns(problem, rest, gpus_left)
         for pattern in support:  # the last LP's shared patterns: few, and the ones that matter
             if any(m.model in names for m in pattern.members):
                 columns.append(make_column(problem, rest, pattern))

@@ -23,13 +23,16 @@ from planner.problem import Member, Pattern, PlacementProblem, dedicated_rates, 
 from solvers.colgen.columns import Column, Index, TypeItems, make_column, members_pattern
 
 
-def singleton_columns(problem: PlacementProblem, index: Index) -> list[Column]:
-    """One column per (model, type, degree): the model alone at its demand-saturating batch."""
+def singleton_columns(problem: PlacementProblem, index: Index, gpus_left=None) -> list[Column]:
+    """One column per (model, type, degree): the model alone at its demand-saturating batch;
+    with `gpus_left` (type name -> GPUs still free), only options that still fit."""
     cols = []
     for name, d in zip(index.models, index.demand_rps):
         info = problem.model(name)
         d = float(d)
         for opt in info.options:
+            if gpus_left is not None and opt.tensor_parallel > gpus_left[opt.gpu_type]:
+                continue
             lat = opt.latency_ms
             rate = dedicated_rates(problem, info, opt)  # planned_share x 1000 b / l(b)
             if not (rate > 0).any():
