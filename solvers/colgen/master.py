@@ -49,10 +49,13 @@ class LpSolution:
 
 
 def presence_lower_bounds(problem: PlacementProblem, index: Index) -> np.ndarray:
-    """ceil(demand / best planned dedicated rate): replicas every plan needs for each model."""
-    best = {}
-    for row in problem.candidates.itertuples(index=False):
-        best[row.model] = max(best.get(row.model, 0.0), float(row.planned_rps))
+    """ceil(demand / best planned dedicated rate): replicas every plan needs for each model
+    (the best rates computed once per problem: every residual master of the dive asks)."""
+    best = problem.__dict__.get("_best_planned_rps")
+    if best is None:
+        rows = problem.candidates
+        best = {str(k): float(v) for k, v in rows.planned_rps.groupby(rows.model).max().items()}
+        object.__setattr__(problem, "_best_planned_rps", best)  # a cache of derived data, not a change
     return np.array(
         [math.ceil(d / best[name] - 1e-9) if best.get(name, 0) > 0 else 0 for name, d in zip(index.models, index.demand_rps)],
         dtype=float,
