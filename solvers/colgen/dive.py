@@ -88,7 +88,8 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
             if any(m.model in names for m in pattern.members):
                 columns.append(make_column(problem, rest, pattern))
         # columns on types whose inventory the fixed GPUs already took cannot be used: left out
-        # of the residual LP (and pricing skips those types), which keeps late rounds small
+        # of the residual LP (singletons are not even made, and pricing skips those types),
+        # which keeps late rounds small
         columns = [c for c in columns if c.gpus <= sub.gpus_left(c.type_index)]
         if finishing:  # out of time: one last LP over the known columns, every fraction rounded up
             sub.add_columns(columns)

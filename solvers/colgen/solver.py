@@ -81,16 +81,15 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
 
 FAST_DIVE = (1.0, 2)  # (share of the LP's fractional columns rounded up per round, CG iterations per round)
 HASTY_DIVE = (1.0, 1)  # above CAREFUL_DIVE_MAX_MODELS when the time limit is under FAST_DIVE_S_PER_MODEL a model
-# 1,000 models at 60 s (2 cores): 3 iterations a round $7,878 in 23 s; 4: $7,786 in 40 s; 5 and
-# 6 ($7,675-7,729) ran into the dive's hurry rule on some runs, and a plan the clock shapes is
-# not the same plan every run. 4 keeps a 20 s margin.
+# 1,000 models at 60 s (2 cores), with DIVE_FILLS_PER_CYCLE disjoint fills: 2 iterations a round
+# $7,652 in 39-44 s; 3 ran into the dive's hurry rule (a plan the clock shapes is not the same
+# plan every run). With one fill per cycle target 4 iterations gave $7,786.
 FAST_DIVE_S_PER_MODEL = 0.05
 CAREFUL_DIVE = (0.5, 4)
 CAREFUL_DIVE_MAX_MODELS = 400
 MIP_POLISH_MAX_COLUMNS = 1000
 DIVE_FILLS_PER_CYCLE = 8
 DIVE_COLUMNS_PER_TYPE = 40
-DIVE_SETTLE_SHARE = 0.0
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 
@@ -160,7 +159,7 @@ class ColumnGeneration:
                         progress.hit_time_limit = True
                     self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
                                    max_iterations=1 if hurry else iterations, fills_per_cycle=DIVE_FILLS_PER_CYCLE,
-                                   max_columns_per_type=DIVE_COLUMNS_PER_TYPE, settle_share=DIVE_SETTLE_SHARE)
+                                   max_columns_per_type=DIVE_COLUMNS_PER_TYPE)
 
                 dived = dive(problem, index, support, regenerate, start + 0.85 * limit, round_up_share)
                 progress.dive_s += time.perf_counter() - t0
@@ -230,15 +229,11 @@ class ColumnGeneration:
 
     def _generate(self, problem, index, master, pool, progress, stop_at, prove: bool, warm,
                   max_iterations: int = 400, thorough: bool = True, fills_per_cycle: int = 1,
-                  max_columns_per_type: int = 12, settle_share: float = 0.0):
+                  max_columns_per_type: int = 12):
         """Column generation until greedy pricing finds no column (or the iteration cap / the
         clock stops it); with `prove`, the LP value goes to stats (not proven: the pricing
         is heuristic). Returns (LP, nan, converged): the proven bound comes from
-        solvers.bounds, see `_final_bound`.
-
-        `settle_share` > 0 (the dive's rounds): stop once an iteration lowers the LP by less
-        than that share of the plan's cost (fixed GPUs and the LP) (a round after a small fixing settles in one or two
-        iterations, one after a large fixing runs up to `max_iterations`)."""
+        solvers.bounds, see `_final_bound`."""
         items = [it for it in type_items(problem, index) if master.gpus_left(it.type_index) >= 1]
         pricer = SharedPricer(problem, index, items)
         lp, converged = None, False
@@ -255,8 +250,6 @@ class ColumnGeneration:
                 break
             t0 = time.perf_counter()
             gpu_dual = lambda t, k: master.gpu_dual(t, k, lp.duals)  # noqa: E731
-            if settle_share > 0 and history and history[-1] - lp.value < settle_share * abs(lp.value + master.used_usd_per_hour):
-                break
             found = pricer.price(lp.duals, gpu_dual, lp.duals.budget, master.min_cost,
                                  max_columns_per_type=max_columns_per_type, fills_per_cycle=fills_per_cycle)
             added = bool(found) and self._add(master, problem, index, pool, [c for _, c in found])
