@@ -37,7 +37,8 @@ from planner.errors import ScenarioError
 from planner.problem import build_problem
 from planner.scenario import TENSOR_PARALLEL_DEGREES, ModelSpec, Scenario
 from solvers.scaling import COST_UNITS_PER_USD, Scaling, choose_scaling
-from solvers.typelevel_cpsat import add_demand_coverage, cost_expression, replica_options, replica_upper_bound
+from solvers.typelevel_cpsat import (MAX_REPLICAS_PER_OPTION, add_demand_coverage, cost_expression, replica_options,
+                                     replica_upper_bound)
 
 TIE_BREAK_UNITS_PER_GPU = 1  # micro-USD/h per extra GPU: among equal spends, fewer GPUs
 
@@ -58,7 +59,7 @@ class Change:
 class Cause:
     """One reason there is no plan: which models, why, and the change that fixes it."""
 
-    cause: str  # no_fit | slo_unreachable | inventory_short | budget_short | no_plan_found
+    cause: str  # no_fit | slo_unreachable | inventory_short | budget_short | demand_unservable | no_plan_found
     location: str
     problem: str
     fix: str
@@ -278,7 +279,14 @@ def slack_causes(scenario: Scenario, time_limit_s: float = 10.0, seed: int = 0) 
     """Inventory and budget shortfalls, with the cheapest (USD/h) set of additions."""
     relaxed = _solve_relaxation(scenario, time_limit_s, seed)
     if relaxed is None:
-        return []
+        if not replica_options(build_problem(_without_counts(scenario))):
+            return []  # nothing can run anywhere: stage 1 (model_causes) says why
+        return [Cause(
+            "demand_unservable", "max_utilization",
+            f"even without inventory and budget limits, the type-level relaxation found no plan with at most "
+            f"{MAX_REPLICAS_PER_OPTION:,} replicas of one option: the planned rates (max_utilization "
+            f"{scenario.max_utilization:g} x the batch rates) are too small for the demand",
+            "raise max_utilization (0.8 is the default), check the batch times, or lower the demand")]
     note = "" if relaxed.proven else " (the smallest found within the time limit; a smaller one may exist)"
     causes = []
     for index, gpu in enumerate(scenario.gpu_types):

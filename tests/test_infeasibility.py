@@ -194,3 +194,18 @@ def test_cli_writes_an_infeasible_plan_with_the_explanation_and_exits_1(tmp_path
     assert "+3 L4" in plan["explanation"][0]["fix"]
     assert "+3 L4" in result.output
     assert "Traceback" not in result.output
+
+
+def test_demand_beyond_any_fleet_at_a_tiny_max_utilization_blames_max_utilization():
+    """max_utilization 1e-6: one L4 plans 1e-6 x 761.9 = 7.6e-4 req/s, so 3,000 req/s need
+    about 3.9 million replicas, more than the relaxation allows (1,000,000 per option). Before, the explainer
+    found no slack plan, listed no cause and claimed a plan exists (raise --time-limit)."""
+    raw = base(max_utilization=1e-6)
+    raw["gpu_types"][0]["count"] = 2
+    explanation = explained(raw)
+    assert [e["cause"] for e in explanation] == ["demand_unservable"]
+    assert explanation[0]["location"] == "max_utilization"
+    assert "raise max_utilization" in explanation[0]["fix"]
+    # at a planned share where a million replicas would do, the inventory is blamed instead
+    raw["max_utilization"] = 0.01
+    assert [e["cause"] for e in explained(raw)] == ["inventory_short"]
