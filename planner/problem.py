@@ -238,14 +238,22 @@ def restrict_to_gpu_types(problem: PlacementProblem, names: set[str]) -> Placeme
     )
 
 
+def derived_cache(problem: PlacementProblem, name: str) -> dict:
+    """A per-problem dict for data derived from the (frozen) problem, made on first use:
+    the caches below and the presence bounds of solvers.colgen.master share this one way
+    of keeping them."""
+    cache = problem.__dict__.get(name)
+    if cache is None:
+        cache = {}
+        object.__setattr__(problem, name, cache)  # a cache of derived data, not a change
+    return cache
+
+
 def dedicated_rates(problem: PlacementProblem, info: ModelInfo, option: Option):
     """planner.capacity.dedicated_planned_rps of a model alone on one of its options (planned
     req/s for b = 1..max_batch), computed once per problem: pricing, the dive and the bounds
     all ask for it."""
-    cache = problem.__dict__.get("_dedicated_rates")
-    if cache is None:
-        cache = {}
-        object.__setattr__(problem, "_dedicated_rates", cache)  # a cache of derived data, not a change
+    cache = derived_cache(problem, "_dedicated_rates")
     key = (info.name, option.gpu_type, option.tensor_parallel)
     rates = cache.get(key)
     if rates is None:
@@ -254,18 +262,10 @@ def dedicated_rates(problem: PlacementProblem, info: ModelInfo, option: Option):
     return rates
 
 
-def _pattern_rates_cache(problem: PlacementProblem) -> dict:
-    cache = problem.__dict__.get("_pattern_rates")
-    if cache is None:
-        cache = {}
-        object.__setattr__(problem, "_pattern_rates", cache)  # a cache of derived data, not a change
-    return cache
-
-
 def pattern_member_rates(problem: PlacementProblem, pattern: Pattern) -> tuple[float, ...]:
     """member_planned_rps of every member of a pattern, in member order, computed once per
     problem and pattern (the dive re-makes the same columns for each residual problem)."""
-    cache = _pattern_rates_cache(problem)
+    cache = derived_cache(problem, "_pattern_rates")
     rates = cache.get(pattern)
     if rates is None:
         rates = tuple(member_planned_rps(problem, pattern, member) for member in pattern.members)
@@ -276,4 +276,14 @@ def pattern_member_rates(problem: PlacementProblem, pattern: Pattern) -> tuple[f
 def remember_member_rates(problem: PlacementProblem, pattern: Pattern, rates: tuple[float, ...]) -> None:
     """Put rates computed elsewhere (pricing, from its own arrays) in pattern_member_rates'
     cache; they must be member_planned_rps's numbers (tests/test_colgen_pricing.py)."""
-    _pattern_rates_cache(problem)[pattern] = rates
+    derived_cache(problem, "_pattern_rates")[pattern] = rates
+
+
+def best_planned_rps(problem: PlacementProblem) -> dict[str, float]:
+    """Per model, its best planned req/s on any one option alone (over the candidates table),
+    computed once per problem."""
+    cache = derived_cache(problem, "_best_planned_rps")
+    if not cache:
+        rows = problem.candidates
+        cache.update({str(k): float(v) for k, v in rows.planned_rps.groupby(rows.model).max().items()})
+    return cache

@@ -23,7 +23,7 @@ import highspy
 from solvers.highs_quiet import quiet_highs
 import numpy as np
 
-from planner.problem import PlacementProblem
+from planner.problem import PlacementProblem, best_planned_rps
 from solvers.colgen.columns import Column, Index
 
 INF = highspy.kHighsInf
@@ -51,11 +51,7 @@ class LpSolution:
 def presence_lower_bounds(problem: PlacementProblem, index: Index) -> np.ndarray:
     """ceil(demand / best planned dedicated rate): replicas every plan needs for each model
     (the best rates computed once per problem: every residual master of the dive asks)."""
-    best = problem.__dict__.get("_best_planned_rps")
-    if best is None:
-        rows = problem.candidates
-        best = {str(k): float(v) for k, v in rows.planned_rps.groupby(rows.model).max().items()}
-        object.__setattr__(problem, "_best_planned_rps", best)  # a cache of derived data, not a change
+    best = best_planned_rps(problem)
     return np.array(
         [math.ceil(d / best[name] - 1e-9) if best.get(name, 0) > 0 else 0 for name, d in zip(index.models, index.demand_rps)],
         dtype=float,
@@ -77,6 +73,7 @@ class Master:
         self.index = index
         self.min_cost = problem.objective == "min_cost"
         self.columns: list[Column] = []
+        self._solved = False  # the LP has a basis from an earlier solve
         self.highs = quiet_highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("simplex_strategy", 4)  # primal: added columns keep the basis feasible
@@ -215,7 +212,7 @@ class Master:
     def solve_lp(self) -> LpSolution | None:
         # the first solve has no basis: dual simplex; later ones follow added columns, where
         # primal simplex keeps the last basis feasible
-        self.highs.setOptionValue("simplex_strategy", FIRST_SOLVE_STRATEGY if not getattr(self, "_solved", False) else 4)
+        self.highs.setOptionValue("simplex_strategy", 4 if self._solved else FIRST_SOLVE_STRATEGY)
         self._solved = True
         self.highs.run()
         if self.highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:

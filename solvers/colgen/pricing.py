@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from planner.capacity import capacity_rps, planned_share, shared_batch_ms
-from planner.problem import Member, Pattern, PlacementProblem, dedicated_rates, remember_member_rates
+from planner.problem import Member, Pattern, PlacementProblem, dedicated_rates, derived_cache, remember_member_rates
 from solvers.colgen.columns import Column, Index, TypeItems, make_column, members_pattern
 
 
@@ -335,8 +335,7 @@ class SharedPricer:
                for name, batch, pos in picked]
         pattern = Pattern(it.gpu_type, 1, tuple(out))
         cycle = pattern.cycle_ms
-        cache = self.problem.__dict__.get("_pattern_rates")
-        if cache is None or pattern not in cache:
+        if pattern not in derived_cache(self.problem, "_pattern_rates"):
             u = self.problem.max_utilization
             rates = []
             for member, (_, _, pos) in zip(out, picked):
