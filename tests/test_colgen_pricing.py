@@ -107,3 +107,28 @@ def test_fluid_bound_is_the_per_model_cheapest_rate_over_the_candidates():
         mine = rows[rows.model == info.name]
         expected += info.demand_rps * float(np.min(mine.cost_per_hour_usd.to_numpy() / mine.planned_rps.to_numpy()))
     assert math.isclose(fluid_cost_bound(problem), expected, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_singleton_columns_are_the_rules_own_columns(seed):
+    """singleton_columns (cached options, running-best search) gives, per option, the column
+    make_column builds for the smallest batch reaching min(best rate, demand), also on a
+    residual index whose demands sit between batch sizes' rates."""
+    from planner.problem import Member, dedicated_rates
+    from solvers.colgen.columns import make_column, members_pattern
+
+    problem = build_problem(Scenario.model_validate(generate_scenario(30, 64, 4, seed)))
+    full = Index.of(problem)
+    for index in (full, full.residual(full.demand_rps * np.linspace(0.1, 0.9, len(full.models)))):
+        expected = []
+        for name, d in zip(index.models, index.demand_rps):
+            info = problem.model(name)
+            for opt in info.options:
+                rate = dedicated_rates(problem, info, opt)
+                if not (rate > 0).any():
+                    continue
+                b = int(np.argmax(rate >= min(rate.max(), float(d)) - 1e-12)) + 1
+                member = Member(name, b, float(opt.latency_ms[b - 1]))
+                expected.append(make_column(problem, index, members_pattern(opt.gpu_type, opt.tensor_parallel, [member])))
+        assert singleton_columns(problem, index) == expected
+        assert len({c.pattern.members[0].batch_size for c in expected}) > 1

@@ -168,34 +168,48 @@ class Master:
         return int(self._add_rows(np.array([-INF]), np.array([left]))[0])
 
     # ------------------------------------------------------------------ columns
-    def column_entries(self, col: Column) -> tuple[np.ndarray, np.ndarray]:
+    def column_entries(self, col: Column) -> tuple[list[int], list[float]]:
+        """Row indices and coefficients of a column: its members' demand (and presence) rows,
+        its type's inventory and TP-group rows, the budget row."""
         rows, vals = [], []
+        presence = self.presence_rows
         for i, cov in zip(col.model_indices, col.coverage_rps):
             rows.append(self.demand_rows[i])
             vals.append(cov)
-            if self.presence_rows is not None:
-                rows.append(self.presence_rows[i])
+            if presence is not None:
+                rows.append(presence[i])
                 vals.append(1.0)
+        gpus = float(col.gpus)
         if col.type_index in self.inventory_rows:
             rows.append(self.inventory_rows[col.type_index])
-            vals.append(float(col.gpus))
+            vals.append(gpus)
         for (t, d), row in self.tp_rows.items():
             if t == col.type_index and col.gpus >= d:
                 rows.append(row)
-                vals.append(float(col.gpus))
+                vals.append(gpus)
         if self.budget_row is not None:
             rows.append(self.budget_row)
             vals.append(col.cost_usd_per_hour)
-        return np.array(rows, dtype=np.int32), np.array(vals, dtype=float)
+        return rows, vals
 
     def objective_cost(self, col: Column) -> float:
         return col.cost_usd_per_hour if self.min_cost else 0.0
 
     def add_columns(self, cols: list[Column]) -> None:
+        """Append columns (one HiGHS call for all of them)."""
+        if not cols:
+            return
+        starts, rows, vals, costs = [], [], [], []
         for col in cols:
-            rows, vals = self.column_entries(col)
-            self.highs.addCol(self.objective_cost(col), 0.0, INF, len(rows), rows, vals)
-            self.columns.append(col)
+            col_rows, col_vals = self.column_entries(col)
+            starts.append(len(rows))
+            rows += col_rows
+            vals += col_vals
+            costs.append(self.objective_cost(col))
+        n = len(cols)
+        self.highs.addCols(n, np.array(costs, dtype=float), np.zeros(n), np.full(n, INF), len(rows),
+                           np.array(starts, dtype=np.int32), np.array(rows, dtype=np.int32), np.array(vals, dtype=float))
+        self.columns += cols
 
     @property
     def first_pattern_col(self) -> int:

@@ -13,35 +13,80 @@ time and memory; the pattern it returns is feasible and is re-evaluated at its t
 
 from __future__ import annotations
 
+import bisect
 import math
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
 from planner.capacity import capacity_rps, planned_share, shared_batch_ms
-from planner.problem import Member, Pattern, PlacementProblem, dedicated_rates, derived_cache, remember_member_rates
+from planner.problem import (Member, Pattern, PlacementProblem, dedicated_rates, derived_cache, pattern_member_rates,
+                             remember_member_rates)
 from solvers.colgen.columns import Column, Index, TypeItems, make_column, members_pattern
 
 
 def singleton_columns(problem: PlacementProblem, index: Index, gpus_left=None) -> list[Column]:
-    """One column per (model, type, degree): the model alone at its demand-saturating batch;
-    with `gpus_left` (type name -> GPUs still free), only options that still fit."""
+    """One column per (model, type, degree): the model alone at its demand-saturating batch
+    (the smallest batch whose planned rate reaches min(best rate, demand)); with `gpus_left`
+    (type name -> GPUs still free), only options that still fit."""
     cols = []
-    for name, d in zip(index.models, index.demand_rps):
-        info = problem.model(name)
+    for i, (name, d) in enumerate(zip(index.models, index.demand_rps)):
         d = float(d)
-        for opt in info.options:
-            if gpus_left is not None and opt.tensor_parallel > gpus_left[opt.gpu_type]:
+        for option in _singleton_options(problem, name):
+            if gpus_left is not None and option.tensor_parallel > gpus_left[option.gpu_type]:
                 continue
-            lat = opt.latency_ms
+            target = min(option.best_rps, d)
+            b = bisect.bisect_left(option.running_best_rps, target - 1e-12) + 1
+            pattern = option.pattern(b)
+            rate = pattern_member_rates(problem, pattern)[0]
+            cols.append(Column(pattern, option.type_index, option.tensor_parallel, option.cost_usd_per_hour, (i,),
+                               (min(rate, d),)))
+    return cols
+
+
+@dataclass
+class _SingletonOption:
+    """One (model, type, degree) a model can run alone on, with what singleton_columns needs."""
+
+    model: str
+    gpu_type: str
+    type_index: int
+    tensor_parallel: int
+    cost_usd_per_hour: float
+    latency_ms: np.ndarray
+    best_rps: float
+    running_best_rps: list[float]  # running max of the planned rate over b = 1..max_batch
+    patterns: dict = field(default_factory=dict)  # batch -> Pattern
+
+    def pattern(self, batch: int) -> Pattern:
+        found = self.patterns.get(batch)
+        if found is None:
+            found = members_pattern(self.gpu_type, self.tensor_parallel,
+                                    [Member(self.model, batch, float(self.latency_ms[batch - 1]))])
+            self.patterns[batch] = found
+        return found
+
+
+def _singleton_options(problem: PlacementProblem, name: str) -> list[_SingletonOption]:
+    """A model's options with a positive planned rate alone, made once per problem (the
+    dive asks for every residual model's singletons each round: 6 s at 1,000 models)."""
+    cache = derived_cache(problem, "_singleton_options")
+    found = cache.get(name)
+    if found is None:
+        info = problem.model(name)
+        type_of = {g.name: t for t, g in enumerate(problem.gpu_types)}
+        found = []
+        for opt in info.options:
             rate = dedicated_rates(problem, info, opt)  # planned_share x 1000 b / l(b)
             if not (rate > 0).any():
                 continue
-            target = min(rate.max(), d)
-            b = int(np.argmax(rate >= target - 1e-12)) + 1
-            pattern = members_pattern(opt.gpu_type, opt.tensor_parallel, [Member(info.name, b, float(lat[b - 1]))])
-            cols.append(make_column(problem, index, pattern))
-    return cols
+            gpu = problem.gpu_types[type_of[opt.gpu_type]]
+            found.append(_SingletonOption(info.name, opt.gpu_type, type_of[opt.gpu_type], opt.tensor_parallel,
+                                          gpu.cost_per_hour_usd * opt.tensor_parallel, opt.latency_ms, float(rate.max()),
+                                          np.maximum.accumulate(rate).tolist()))
+        cache[name] = found
+    return found
 
 
 class FlatLatencies:
@@ -54,6 +99,9 @@ class FlatLatencies:
         self.lengths = lengths
         self.flat = (np.concatenate([np.maximum.accumulate(a) for a in items.latencies_ms])
                      if len(lengths) else np.zeros(0))
+        # the profile's own times: a priced pattern's members run at these (x the factor)
+        self.raw = (np.concatenate([np.asarray(a, dtype=float) for a in items.latencies_ms])
+                    if len(lengths) else np.zeros(0))
 
 
 _planned_share = numba.njit(cache=True)(planned_share)  # the capacity rule, compiled unchanged
@@ -127,6 +175,65 @@ def _greedy_fill(cycle_ms, factor, flat, offsets, lengths, memory, slo, cv, dema
             mem_left -= memory[i]
             picked += 1
     return picked
+
+
+@numba.njit(cache=True)
+def _greedy_fills(targets, fills_per_cycle, factor, flat, raw, offsets, lengths, memory, slo, cv, demand,
+                  dual_demand, dual_presence, utilization, gpu_memory, name_order, constant,
+                  out_items, out_batches, out_rates, out_start, out_count, out_reduced):
+    """Every greedy fill of one GPU type: per cycle target, up to `fills_per_cycle` disjoint
+    fills (each sets aside the models the fills before it picked). Records each fill of 2+
+    members in name order (items, batches, planned rates at the pattern's true cycle) with
+    its reduced cost `constant` - sum(demand dual x min(rate, demand) + presence dual).
+    Returns the number of fills recorded.
+
+    The same arithmetic, in the same order, as the pattern's own numbers
+    (planner.problem.member_planned_rps, Pattern.cycle_ms: members by name), so the rates
+    are those numbers exactly (tests/test_colgen_pricing.py)."""
+    n = len(memory)
+    chosen = np.zeros(n, dtype=np.int64)
+    fill_demand = np.empty(n)
+    fill_presence = np.empty(n)
+    fills = 0
+    pos = 0
+    for cycle in targets:
+        for i in range(n):
+            fill_demand[i] = dual_demand[i]
+            fill_presence[i] = dual_presence[i]
+        for repeat in range(fills_per_cycle):
+            if repeat:  # set aside the models the last fill picked
+                for i in range(n):
+                    if chosen[i] > 0:
+                        fill_demand[i] = 0.0
+                        fill_presence[i] = 0.0
+            picked = _greedy_fill(cycle, factor, flat, offsets, lengths, memory, slo, cv, demand, fill_demand,
+                                  fill_presence, utilization, gpu_memory, chosen)
+            if picked < 2:
+                break
+            start = pos
+            true_cycle = 0.0
+            for q in range(n):
+                i = name_order[q]
+                if chosen[i] > 0:
+                    out_items[pos] = i
+                    out_batches[pos] = chosen[i]
+                    true_cycle += raw[offsets[i] + chosen[i] - 1] * factor
+                    pos += 1
+            value = 0.0
+            for p in range(start, pos):
+                i = out_items[p]
+                b = out_batches[p]
+                own = raw[offsets[i] + b - 1] * factor
+                share = _planned_share(b, true_cycle, own, slo[i], cv[i], utilization)
+                rate = share * (1000.0 * b / true_cycle)
+                out_rates[p] = rate
+                covered = rate if rate <= demand[i] else demand[i]
+                value += dual_demand[i] * covered + dual_presence[i]
+            out_start[fills] = start
+            out_count[fills] = pos - start
+            out_reduced[fills] = constant - value
+            fills += 1
+    return fills
 
 
 @numba.njit(cache=True)
@@ -259,6 +366,9 @@ class SharedPricer:
         self.demand = [index.demand_rps[it.model_indices] for it in self.items]
         self.cv = [np.array([problem.model(index.models[i]).cv for i in it.model_indices], dtype=float)
                    for it in self.items]
+        # positions of each type's items in model-name order (a pattern's member order)
+        self._name_order = [np.array(sorted(range(len(it.model_indices)), key=lambda p, it=it: index.models[it.model_indices[p]]),
+                                     dtype=np.int64) for it in self.items]
 
     def price(self, duals, gpu_dual_of, budget_dual: float, min_cost: bool, max_columns_per_type: int = 12,
               thorough: bool = False, fills_per_cycle: int = 1) -> list[tuple[float, Column]]:
@@ -272,56 +382,104 @@ class SharedPricer:
         leftovers at once; one pattern per cycle target and iteration makes its column
         generation crawl (1,000 models: residual LP 7,750 after 4 iterations with one fill,
         7,419 with 8 disjoint fills)."""
-        u = self.problem.max_utilization
-        found: dict = {}
-        for it, flat, targets, demand, cv in zip(self.items, self.flat, self.targets, self.demand, self.cv):
+        out = []
+        for k, (it, flat, targets, demand, cv) in enumerate(zip(self.items, self.flat, self.targets, self.demand, self.cv)):
             cost = self.problem.gpu_types[it.type_index].cost_per_hour_usd
             constant = (cost if min_cost else 0.0) - gpu_dual_of(it.type_index, 1) - cost * budget_dual
-            dual_demand = duals.demand[it.model_indices]
-            dual_presence = duals.presence[it.model_indices]
-            chosen = np.zeros(len(it.model_indices), dtype=np.int64)
-            per_type = []
-            fills = []
-            for cycle in targets:
-                if not thorough:
-                    fills.append((float(cycle), None))
-                else:
-                    fills += [(float(cycle), q * max(constant, 0.0) / it.memory_gib) for q in MEMORY_PRICES]
-            for cycle, memory_price in fills:
-                repeats = fills_per_cycle if memory_price is None else 1
-                fill_demand, fill_presence = dual_demand, dual_presence
-                for repeat in range(repeats):
-                    if repeat:  # set aside the models the last fill picked
-                        if repeat == 1:
-                            fill_demand, fill_presence = dual_demand.copy(), dual_presence.copy()
-                        fill_demand[chosen > 0] = 0.0
-                        fill_presence[chosen > 0] = 0.0
-                    if memory_price is None:
-                        picked = _greedy_fill(cycle, it.interference_factor, flat.flat, flat.offsets, flat.lengths,
-                                              it.memory_per_gpu_gib, it.slo_ms, cv, demand, fill_demand, fill_presence,
-                                              u, it.memory_gib, chosen)
-                    else:
-                        picked = _dp_fill(cycle, it.interference_factor, flat.flat, flat.offsets, flat.lengths,
-                                          it.memory_per_gpu_gib, it.slo_ms, cv, demand, fill_demand, fill_presence, u,
-                                          it.memory_gib, memory_price, DP_CELLS, chosen)
-                    if picked < 2:
-                        break
-                    members = [(self.index.models[it.model_indices[i]], int(chosen[i])) for i in np.nonzero(chosen)[0]]
-                    key = (it.gpu_type, tuple(sorted(members)))
-                    if key in found:
-                        continue
-                    col = self._column(it, members)
-                    value = sum(duals.demand[i] * c + duals.presence[i] for i, c in zip(col.model_indices, col.coverage_rps))
-                    reduced = constant - value
-                    found[key] = None
-                    if reduced < -1e-9 * max(1.0, cost):
-                        per_type.append((reduced, col))
+            if thorough:
+                per_type = self._dp_columns(it, flat, targets, demand, cv, duals, constant)
+            else:
+                per_type = self._greedy_columns(k, it, flat, targets, demand, cv, duals, constant, fills_per_cycle,
+                                                max_columns_per_type)
+            per_type = [rc_col for rc_col in per_type if rc_col[0] < -1e-9 * max(1.0, cost)]
             per_type.sort(key=lambda rc: rc[0])
-            for rc_col in per_type[:max_columns_per_type]:
-                found[(it.gpu_type, rc_col[1].pattern.members)] = rc_col
-        out = [v for v in found.values() if v is not None]
+            out += per_type[:max_columns_per_type]
         out.sort(key=lambda rc: rc[0])
         return out
+
+    def _greedy_columns(self, k, it, flat, targets, demand, cv, duals, constant, fills_per_cycle, keep):
+        """(reduced cost, column) of the greedy fills of one type, each pattern once, in the
+        order found; columns are built only for the `keep` most negative (and their ties):
+        the compiled loop (`_greedy_fills`) prices every fill, Python builds what is kept."""
+        n = len(it.model_indices)
+        most = len(targets) * fills_per_cycle
+        items = np.zeros(len(targets) * n, dtype=np.int64)
+        batches = np.zeros(len(targets) * n, dtype=np.int64)
+        rates = np.zeros(len(targets) * n)
+        starts = np.zeros(most, dtype=np.int64)
+        counts = np.zeros(most, dtype=np.int64)
+        reduced = np.zeros(most)
+        recorded = _greedy_fills(np.asarray(targets, dtype=float), fills_per_cycle, it.interference_factor, flat.flat,
+                                 flat.raw, flat.offsets, flat.lengths, it.memory_per_gpu_gib, it.slo_ms, cv, demand,
+                                 duals.demand[it.model_indices], duals.presence[it.model_indices],
+                                 self.problem.max_utilization, it.memory_gib, self._name_order[k], constant,
+                                 items, batches, rates, starts, counts, reduced)
+        threshold = -1e-9 * max(1.0, self.problem.gpu_types[it.type_index].cost_per_hour_usd)
+        seen: set = set()
+        fresh = []  # fill numbers of first occurrences with a negative reduced cost
+        for f in range(recorded):
+            lo, hi = starts[f], starts[f] + counts[f]
+            key = (items[lo:hi].tobytes(), batches[lo:hi].tobytes())
+            if key in seen:
+                continue
+            seen.add(key)
+            if reduced[f] < threshold:
+                fresh.append(f)
+        if len(fresh) > keep:
+            cutoff = np.sort(reduced[fresh])[keep - 1]
+            fresh = [f for f in fresh if reduced[f] <= cutoff]
+        out = []
+        for f in fresh:
+            lo, hi = starts[f], starts[f] + counts[f]
+            out.append((float(reduced[f]), self._column_of_fill(it, items[lo:hi], batches[lo:hi], rates[lo:hi])))
+        return out
+
+    def _dp_columns(self, it, flat, targets, demand, cv, duals, constant):
+        """(reduced cost, column) of the DP fills of one type at each memory price, each
+        pattern once, in the order found."""
+        u = self.problem.max_utilization
+        dual_demand = duals.demand[it.model_indices]
+        dual_presence = duals.presence[it.model_indices]
+        chosen = np.zeros(len(it.model_indices), dtype=np.int64)
+        seen: set = set()
+        out = []
+        for cycle in targets:
+            for q in MEMORY_PRICES:
+                memory_price = q * max(constant, 0.0) / it.memory_gib
+                picked = _dp_fill(float(cycle), it.interference_factor, flat.flat, flat.offsets, flat.lengths,
+                                  it.memory_per_gpu_gib, it.slo_ms, cv, demand, dual_demand, dual_presence, u,
+                                  it.memory_gib, memory_price, DP_CELLS, chosen)
+                if picked < 2:
+                    continue
+                members = [(self.index.models[it.model_indices[i]], int(chosen[i])) for i in np.nonzero(chosen)[0]]
+                key = tuple(sorted(members))
+                if key in seen:
+                    continue
+                seen.add(key)
+                col = self._column(it, members)
+                value = sum(duals.demand[i] * c + duals.presence[i] for i, c in zip(col.model_indices, col.coverage_rps))
+                out.append((constant - value, col))
+        return out
+
+    def _column_of_fill(self, it: TypeItems, positions: np.ndarray, batches: np.ndarray, rates: np.ndarray) -> Column:
+        """The column of a greedy fill: members (in name order) at the type's positions, with
+        the rates the compiled loop computed (put in planner.problem.pattern_member_rates'
+        cache; a pattern already there keeps its cached numbers, the same ones)."""
+        n = len(positions)
+        f = it.interference_factor
+        members = tuple(Member(self.index.models[it.model_indices[p]], int(b),
+                               shared_batch_ms(float(it.latencies_ms[p][b - 1]), n, f))
+                        for p, b in zip(positions.tolist(), batches.tolist()))
+        pattern = Pattern(it.gpu_type, 1, members)
+        cached = derived_cache(self.problem, "_pattern_rates").get(pattern)
+        if cached is None:
+            cached = tuple(rates.tolist())
+            remember_member_rates(self.problem, pattern, cached)
+        demand = self.index.demand_rps
+        indices = tuple(int(it.model_indices[p]) for p in positions.tolist())
+        cost = self.problem.gpu_types[it.type_index].cost_per_hour_usd
+        return Column(pattern, it.type_index, 1, cost, indices,
+                      tuple(min(rate, float(demand[i])) for rate, i in zip(cached, indices)))
 
     def _column(self, it: TypeItems, members: list[tuple[str, int]]) -> Column:
         """The column of a priced pattern, built from the type's items directly (the same
