@@ -101,14 +101,20 @@ def run_guarded(file: str, name: str, limit: float, seed: int, wall_cap_s: float
 def bound_parts(scenario) -> dict:
     """Each proven lower bound on cost separately (colgen reports the best of them), and
     the seconds each took."""
-    from solvers.bounds import fluid_cost_bound
+    from solvers.bounds import REPLICA_ROOT_CLASSES_MAX_OPTIONS, REPLICA_ROOT_MAX_OPTIONS, fluid_cost_bound
     from solvers.compact_bound import compact_cost_bound
     from solvers.replica_relaxation import replica_cost_bound
 
     problem = build_problem(scenario)
     parts = {}
-    for name, fn in (("fluid", fluid_cost_bound), ("compact_lp", compact_cost_bound),
-                     ("replica_lp", lambda p: replica_cost_bound(p).value)):
+    options = sum(len(m.options) for m in problem.demanded_models)
+    parts_to_run = [("fluid", fluid_cost_bound), ("compact_lp", compact_cost_bound),
+                    ("replica_lp", lambda p: replica_cost_bound(p).value)]
+    if options <= REPLICA_ROOT_MAX_OPTIONS:  # what best_cost_bound adds on mid-size fleets
+        classes = options <= REPLICA_ROOT_CLASSES_MAX_OPTIONS
+        parts_to_run.append(("replica_root" + ("_classes" if classes else ""), lambda p: replica_cost_bound(
+            p, integer=True, root_only=True, slo_classes_on=classes, time_limit_s=60.0).value))
+    for name, fn in parts_to_run:
         start = time.perf_counter()
         value = fn(problem)
         parts[name] = {"value": round(value, 4) if math.isfinite(value) else None,

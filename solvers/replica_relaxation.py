@@ -217,11 +217,19 @@ class _Terms:
 
 
 def replica_cost_bound(problem: PlacementProblem, integer: bool = False, slo_classes_on: bool | None = None,
-                       max_nodes: int = MAX_NODES, time_limit_s: float = 30.0, seed: int = 0) -> ReplicaBound:
+                       max_nodes: int = MAX_NODES, time_limit_s: float = 30.0, seed: int = 0,
+                       root_only: bool = False) -> ReplicaBound:
     """Solve the relaxation: its LP, then (with `integer`) a node-limited MIP. SLO classes
     are on with `integer` unless `slo_classes_on` says otherwise. The time limit is a guard;
-    a MIP stopped by it still gives a bound, maybe a weaker one."""
-    return _relaxation(problem, "min_cost", integer, slo_classes_on, max_nodes, time_limit_s, seed)
+    a MIP stopped by it still gives a bound, maybe a weaker one.
+
+    `root_only` (with `integer`): only the MIP's root, its cutting planes, without primal
+    heuristics (RINS, RENS, restarts: HiGHS otherwise keeps searching for an incumbent
+    until its time limit); a root the time limit cuts short gives the LP value, so the
+    bound is the same every run wherever the root finishes. 200 models: 1282.51 -> 1288.34
+    in 3.7 s (2 cores)."""
+    return _relaxation(problem, "min_cost", integer, slo_classes_on, 1 if root_only else max_nodes, time_limit_s,
+                       seed, root_only)
 
 
 def replica_throughput_bound(problem: PlacementProblem, integer: bool = False, slo_classes_on: bool | None = None,
@@ -234,7 +242,7 @@ def replica_throughput_bound(problem: PlacementProblem, integer: bool = False, s
 
 
 def _relaxation(problem: PlacementProblem, objective: str, integer: bool, slo_classes_on: bool | None,
-                max_nodes: int, time_limit_s: float, seed: int) -> ReplicaBound:
+                max_nodes: int, time_limit_s: float, seed: int, root_only: bool = False) -> ReplicaBound:
     if problem.objective != objective:
         return ReplicaBound(math.nan, math.nan, math.nan, False)
     if not problem.demanded_models:
@@ -243,7 +251,7 @@ def _relaxation(problem: PlacementProblem, objective: str, integer: bool, slo_cl
     built = _build(problem, integer, slo_classes_on, throughput)
     if isinstance(built, ReplicaBound):
         return built
-    solved = _solve(built, integer, max_nodes, time_limit_s, seed)
+    solved = _solve(built, integer, max_nodes, time_limit_s, seed, root_only)
     if not throughput:
         return solved
     if not math.isfinite(solved.value):  # the model minimised -served
@@ -392,9 +400,17 @@ def _budget_row(model: _Model, terms: _Terms, problem: PlacementProblem) -> None
 
 
 # ---------------------------------------------------------------------- solve
-def _solve(model: _Model, integer: bool, max_nodes: int, time_limit_s: float, seed: int) -> ReplicaBound:
+ROOT_ONLY_OPTIONS = dict(mip_heuristic_effort=0.0, mip_allow_restart=False, mip_heuristic_run_rins=False,
+                        mip_heuristic_run_rens=False, mip_heuristic_run_root_reduced_cost=False)
+
+
+def _solve(model: _Model, integer: bool, max_nodes: int, time_limit_s: float, seed: int,
+           root_only: bool = False) -> ReplicaBound:
     h = quiet_highs(random_seed=int(seed), time_limit=max(0.05, float(time_limit_s)), mip_rel_gap=1e-4,
                     mip_max_nodes=int(max_nodes))
+    if root_only:
+        for option, value in ROOT_ONLY_OPTIONS.items():
+            h.setOptionValue(option, value)
     n = len(model.cost)
     h.addVars(n, np.array(model.lower), np.array(model.upper))
     h.changeColsCost(n, np.arange(n, dtype=np.int32), np.array(model.cost))
@@ -417,6 +433,8 @@ def _solve(model: _Model, integer: bool, max_nodes: int, time_limit_s: float, se
         return ReplicaBound(math.inf, lp_value, math.nan, True)
     info = h.getInfo()
     dual = float(info.mip_dual_bound)
+    if root_only and status == highspy.HighsModelStatus.kTimeLimit:
+        dual = math.nan  # a root cut short: its bound depends on the clock
     value = max(lp_value, dual) if math.isfinite(dual) else lp_value
     mip_value = float(info.objective_function_value) if h.getSolution().value_valid else math.nan
     return ReplicaBound(value, lp_value, mip_value, status == highspy.HighsModelStatus.kOptimal)

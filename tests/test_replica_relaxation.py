@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from packing_instances import small_scenario
 
 from planner.capacity import batch_latency_ms, planned_share
+from planner.generate import generate_scenario
 from planner.problem import SolveSettings, SolveStatus, build_problem
 from planner.scenario import Profile, Scenario, load_scenario
 from solvers.bounds import best_cost_bound
@@ -119,6 +120,32 @@ def test_the_family_exercises_sharing_slo_classes_and_bursty_arrivals():
     counts = (optimal, shared, bursty_shared, classes)
     assert optimal >= 30 and shared >= 20 and bursty_shared >= 12 and classes >= 25, counts
     assert tight >= optimal // 2, (tight, optimal)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("seed", range(0, 24, 3))
+def test_root_only_bound_lies_between_the_lp_and_the_exact_optimum(family, seed):
+    """The MIP's root alone (solvers.bounds uses it on mid-size instances): a bound no
+    weaker than the LP, never past the optimum, and the same numbers every run."""
+    problem, exact, lp, _ = _solved(family, seed)
+    if exact.status is not SolveStatus.OPTIMAL or not math.isfinite(lp.value):
+        return
+    for classes in (False, True):
+        root = replica_cost_bound(problem, integer=True, root_only=True, slo_classes_on=classes)
+        assert root.value >= lp.value - 1e-9, (root, lp)
+        assert _at_most(root.value, exact.value), (root, exact.value)
+        again = replica_cost_bound(problem, integer=True, root_only=True, slo_classes_on=classes)
+        assert again.value == root.value
+
+
+def test_root_cut_short_by_the_clock_gives_the_lp_value():
+    """A root the time limit stops gives the LP value, not a clock-dependent cut bound."""
+    problem = build_problem(Scenario.model_validate(generate_scenario(120, 256, 5, 3)))
+    lp = replica_cost_bound(problem, slo_classes_on=False)
+    cut = replica_cost_bound(problem, integer=True, root_only=True, slo_classes_on=False, time_limit_s=0.05)
+    assert cut.value == cut.lp_value == pytest.approx(lp.value, rel=1e-12)
+    full = replica_cost_bound(problem, integer=True, root_only=True, slo_classes_on=False, time_limit_s=60.0)
+    assert full.value > lp.value  # the cuts do lift it on this fleet (else the test above proves nothing)
 
 
 # ----------------------------------------------------------------- bundled scenarios

@@ -90,6 +90,7 @@ CAREFUL_DIVE_MAX_MODELS = 400
 MIP_POLISH_MAX_COLUMNS = 1000
 DIVE_FILLS_PER_CYCLE = 8
 DIVE_COLUMNS_PER_TYPE = 40
+BOUND_MIN_S = 0.5  # the bound's MIP (solvers.bounds) gets the solve's time left, at least this
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 
@@ -191,10 +192,10 @@ class ColumnGeneration:
         t0 = time.perf_counter()
         if best is None:
             no_plan = math.inf if problem.objective == "min_cost" else -math.inf
-            bound = self._final_bound(problem, proven_bound, no_plan)
+            bound = self._final_bound(problem, proven_bound, no_plan, settings.time_limit_s - (t0 - start))
         else:
             value, served = self._evaluate(problem, best)
-            bound = self._final_bound(problem, proven_bound, value)
+            bound = self._final_bound(problem, proven_bound, value, settings.time_limit_s - (t0 - start))
         progress.bound_s += time.perf_counter() - t0
         wall = time.perf_counter() - start
         stats = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in progress.__dict__.items()}
@@ -283,11 +284,12 @@ class ColumnGeneration:
         return sum(problem.model(n).priority * r for n, r in served.items()), served
 
     @staticmethod
-    def _final_bound(problem: PlacementProblem, own_bound: float, value: float) -> float:
+    def _final_bound(problem: PlacementProblem, own_bound: float, value: float, time_left_s: float) -> float:
         """The proven bound: solvers.bounds (and `own_bound` when a phase proved one), never
-        past the plan's own value."""
+        past the plan's own value; the bound's MIP gets the time left (at least BOUND_MIN_S)."""
         if problem.objective == "min_cost":
-            candidates = [b for b in (own_bound, best_cost_bound(problem)) if math.isfinite(b)]
+            guard = max(BOUND_MIN_S, time_left_s)
+            candidates = [b for b in (own_bound, best_cost_bound(problem, time_limit_s=guard)) if math.isfinite(b)]
             return min(max(candidates), value) if candidates else math.nan
         candidates = [b for b in (own_bound, throughput_upper_bound(problem)) if math.isfinite(b)]
         return max(min(candidates), value) if candidates else math.nan
