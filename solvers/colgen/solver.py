@@ -79,17 +79,29 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
     return None
 
 
-FAST_DIVE = (1.0, 2)  # (share of the LP's fractional columns rounded up per round, CG iterations per round)
-HASTY_DIVE = (1.0, 1)  # above CAREFUL_DIVE_MAX_MODELS when the time limit is under FAST_DIVE_S_PER_MODEL a model
-# 1,000 models at 60 s (2 cores), with DIVE_FILLS_PER_CYCLE disjoint fills: 2 iterations a round
-# $7,652 in 39-44 s; 3 ran into the dive's hurry rule (a plan the clock shapes is not the same
-# plan every run). With one fill per cycle target 4 iterations gave $7,786.
-FAST_DIVE_S_PER_MODEL = 0.05
-CAREFUL_DIVE = (0.5, 4)
+@dataclass(frozen=True)
+class DiveSettings:
+    round_up_share: float  # share of the LP's fractional columns rounded up when none is whole
+    iterations_per_round: int  # column generation iterations on each residual master
+    columns_per_type: int  # columns residual pricing keeps per GPU type and iteration
+
+
+# Which dive: a rule on the input (model count, time limit per model), not on the clock, so
+# the same input gives the same plan. Measured on 2 cores (DIVE_FILLS_PER_CYCLE = 8):
+# - 1,000 models at 60 s: 40 columns a type $7,652 in 32 s; 60 $7,596; 100 $7,507;
+#   120 $7,482 in 44 s; 200 ran into the dive's hurry rule. Fewer columns and more
+#   iterations were worse (24 x 3: $7,685; 16 x 4: $7,708): the disjoint fills of one cycle
+#   target are a packing of the leftovers only when most of them are kept.
+# - alibaba-2023 (500 models): 40 columns $9,045; 80 $9,022; 120 $8,960.
+# - 200 models (careful dive): 40 columns $1,339.87; 80 $1,351.76; 120 $1,352.16.
+CAREFUL_DIVE = DiveSettings(0.5, 4, 40)  # up to CAREFUL_DIVE_MAX_MODELS models
 CAREFUL_DIVE_MAX_MODELS = 400
+FAST_DIVE = DiveSettings(1.0, 2, 120)  # above, when the time limit gives FAST_DIVE_S_PER_MODEL a model
+FAST_DIVE_S_PER_MODEL = 0.05
+HASTY_DIVE = DiveSettings(1.0, 1, 120)  # above, with less time (1,000 models at 30 s: $7,688 in 20 s)
 MIP_POLISH_MAX_COLUMNS = 1000
+DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 models) comes after
 DIVE_FILLS_PER_CYCLE = 8
-DIVE_COLUMNS_PER_TYPE = 40
 BOUND_MIN_S = 0.5  # the bound's MIP (solvers.bounds) gets the solve's time left, at least this
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
@@ -151,20 +163,21 @@ class ColumnGeneration:
                 dives = [FAST_DIVE]
             else:
                 dives = [HASTY_DIVE]
-            for round_up_share, iterations in dives:
+            for how in dives:
                 t0 = time.perf_counter()
 
-                def regenerate(rest, sub, columns, stop_at, hurry, iterations=iterations):
+                def regenerate(rest, sub, columns, stop_at, hurry, how=how):
                     self._add(sub, problem, rest, pool, columns)
                     if hurry:  # the clock changes the plan: say so
                         progress.hit_time_limit = True
                     self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
-                                   max_iterations=1 if hurry else iterations, fills_per_cycle=DIVE_FILLS_PER_CYCLE,
-                                   max_columns_per_type=DIVE_COLUMNS_PER_TYPE)
+                                   max_iterations=1 if hurry else how.iterations_per_round,
+                                   fills_per_cycle=DIVE_FILLS_PER_CYCLE, max_columns_per_type=how.columns_per_type)
 
-                dived = dive(problem, index, support, regenerate, start + 0.85 * limit, round_up_share)
+                dived = dive(problem, index, support, regenerate, start + DIVE_DEADLINE_SHARE * limit,
+                              how.round_up_share)
                 progress.dive_s += time.perf_counter() - t0
-                if time.perf_counter() >= start + 0.85 * limit:  # the clock cut the dive short
+                if time.perf_counter() >= start + DIVE_DEADLINE_SHARE * limit:  # the clock cut the dive short
                     progress.hit_time_limit = True
                 if dived is not None:
                     value = self._evaluate(problem, dived)[0]
