@@ -49,6 +49,15 @@ REPLICA_ROOT_CLASSES_MAX_OPTIONS = 300
 REPLICA_MIP_GUARD_S = 5.0
 
 
+def replica_tier(problem: PlacementProblem) -> str:
+    """Which form of the replica relaxation best_cost_bound solves: "mip", "root" or "lp"
+    (by the number of (model, option) pairs, see the constants above)."""
+    options = sum(len(m.options) for m in problem.demanded_models)
+    if options <= REPLICA_MIP_MAX_OPTIONS:
+        return "mip"
+    return "root" if options <= REPLICA_ROOT_MAX_OPTIONS else "lp"
+
+
 def best_cost_bound(problem: PlacementProblem, time_limit_s: float = REPLICA_MIP_GUARD_S) -> float:
     """The best of the proven lower bounds on min_cost that need no search: fluid, compact LP
     (solvers.compact_bound) and the replica relaxation (solvers.replica_relaxation): its MIP
@@ -59,12 +68,13 @@ def best_cost_bound(problem: PlacementProblem, time_limit_s: float = REPLICA_MIP
 
     replica = math.nan
     if problem.objective == "min_cost":
-        options = sum(len(m.options) for m in problem.demanded_models)
-        if options <= REPLICA_MIP_MAX_OPTIONS:
+        tier = replica_tier(problem)
+        if tier == "mip":
             replica = replica_cost_bound(problem, integer=True, time_limit_s=time_limit_s).value
-        elif options <= REPLICA_ROOT_MAX_OPTIONS:
+        elif tier == "root":
+            classes = sum(len(m.options) for m in problem.demanded_models) <= REPLICA_ROOT_CLASSES_MAX_OPTIONS
             replica = replica_cost_bound(problem, integer=True, root_only=True, time_limit_s=time_limit_s,
-                                         slo_classes_on=options <= REPLICA_ROOT_CLASSES_MAX_OPTIONS).value
+                                         slo_classes_on=classes).value
         else:
             replica = replica_cost_bound(problem).value
     values = [b for b in (fluid_cost_bound(problem), compact_cost_bound(problem), replica) if math.isfinite(b)]
