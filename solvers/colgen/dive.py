@@ -20,6 +20,8 @@ from solvers.colgen.master import Master
 from solvers.colgen.pricing import singleton_columns
 
 
+ROUND_UP_MIN = 0.5  # a column is rounded up (when none is whole) only from this value
+FINISH_GRACE_SHARE = 0.04  # of the dive's window, for rounds without pricing past the deadline
 HURRY_SHARE = 0.08  # 1,000 models at 60 s end their dive at 40-42 s of a window to 54 s: room for a slower run
 
 
@@ -57,28 +59,33 @@ class FixedGpus:
 
 
 def dive(problem: PlacementProblem, index: Index, support: list[Pattern], generate, deadline: float,
-         round_up_share: float = 0.5) -> tuple[PatternCount, ...] | None:
+         round_up_share: float = 0.5, finish_grace_s: float | None = None) -> tuple[PatternCount, ...] | None:
     """Fix GPUs round by round until all demand is covered; None if the dive gets stuck.
 
     `support`: the patterns the whole problem's LP uses; each round passes on its own.
     `generate(index, master, columns, stop_at, hurry)` runs column generation on a residual
     master (one iteration when `hurry`: the dive is short of time).
-    Past the deadline, one last round rounds every fraction up, and dedicated replicas cover
-    whatever is still left (complete_with_singletons).
+    Past the deadline the dive finishes without pricing: rounds over the known columns that
+    fix whole GPUs and round up fractions of at least ROUND_UP_MIN (or the largest), for
+    `finish_grace_s` (FINISH_GRACE_SHARE of the dive's window by default); then one last
+    round rounds every fraction still needed up, and dedicated replicas cover whatever is
+    left (complete_with_singletons).
     """
     fixed = FixedGpus()
     window_s = max(deadline - time.perf_counter(), 1e-9)
+    grace_s = FINISH_GRACE_SHARE * window_s if finish_grace_s is None else finish_grace_s
     full = index.model_index()
     covered = np.zeros(len(index.models))
-    finished_once = False
+    last_round = False
     while True:
         rest = index.residual(np.minimum(covered, index.demand_rps))
         if not rest.models:
             return fixed.patterns()
-        finishing = time.perf_counter() >= deadline
-        if finishing and finished_once:
+        if last_round:
             return complete_with_singletons(problem, rest, fixed)
-        finished_once = finished_once or finishing
+        now = time.perf_counter()
+        finishing = now >= deadline
+        last_round = finishing and now >= deadline + grace_s
         sub = Master(problem, rest, used_gpus=fixed.used_gpus, used_usd_per_hour=fixed.used_usd_per_hour,
                      used_group_gpus=fixed.used_group_gpus)
         names = set(rest.models)
@@ -91,31 +98,48 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         # of the residual LP (singletons are not even made, and pricing skips those types),
         # which keeps late rounds small
         columns = [c for c in columns if c.gpus <= sub.gpus_left(c.type_index)]
+        # with under HURRY_SHARE of its time left, the dive prices once a round and rounds up
+        # every round (not only when nothing is whole: a round that fixes only its few whole
+        # columns took 1.5 s for 1-2 of 780 models at 1,000), so it ends by its own rounds
+        # instead of the deadline's round-everything-up
+        hurry = deadline - time.perf_counter() < HURRY_SHARE * window_s
         if finishing:  # out of time: one last LP over the known columns, every fraction rounded up
             sub.add_columns(columns)
         else:
-            # with under HURRY_SHARE of its time left, the dive prices once a round, so it
-            # ends by its own rounds instead of the deadline's round-everything-up
-            hurry = deadline - time.perf_counter() < HURRY_SHARE * window_s
             generate(rest, sub, columns, deadline, hurry)
         lp = sub.solve_lp()
         if lp is None or sub.slack_used() > 1e-7:
-            return None
+            return complete_with_singletons(problem, rest, fixed) if finishing else None
         x = np.zeros(len(sub.columns))
         x[: len(lp.x)] = lp.x
         support = [c.pattern for c, v in zip(sub.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
         whole = np.floor(x + 1e-6)
         round_up: set[int] = set()
-        if finishing:
+        if last_round:
             round_up = {j for j in range(len(x)) if x[j] - whole[j] > 1e-6}
-        elif not whole.any():
-            # nothing whole left: round up the columns the LP uses most (at least the largest)
+        elif finishing:
+            fractional = [j for j in np.argsort(-(x - whole), kind="stable") if x[j] - whole[j] > 1e-6]
+            round_up = {j for j in fractional if x[j] - whole[j] >= ROUND_UP_MIN} or set(fractional[:1])
+        elif not whole.any() or hurry:
+            # nothing whole left (or short of time): round up the columns the LP uses most (at
+            # least the largest)
             order = [j for j in np.argsort(-x, kind="stable") if x[j] > 1e-6]
-            round_up = {j for j in order[: max(1, math.ceil(round_up_share * len(order)))] if x[j] >= 0.5} or set(order[:1])
+            round_up = {j for j in order[: max(1, math.ceil(round_up_share * len(order)))] if x[j] >= ROUND_UP_MIN} or set(order[:1])
         progress_made = False
-        for j, col in enumerate(sub.columns):
-            times = int(whole[j]) + (1 if j in round_up else 0)
+        if finishing or hurry:
+            # whole GPUs first, then round-ups by LP value, each only while one of its members
+            # still lacks demand: rounding every fraction up at once covered models several
+            # times over and exhausted the inventory (1,000 models cut by the clock: no plan)
+            steps = [(j, int(whole[j]), False) for j in range(len(x))]
+            steps += [(j, 1, True) for j in sorted(round_up, key=lambda j: (-x[j], j))]
+        else:
+            steps = [(j, int(whole[j]) + (1 if j in round_up else 0), False) for j in range(len(x))]
+        for j, times, only_if_needed in steps:
+            col = sub.columns[j]
             if times <= 0 or not fixed.fits(problem, col.type_index, col.gpus, col.cost_usd_per_hour, times):
+                continue
+            if only_if_needed and all(covered[full[rest.models[i]]] >= index.demand_rps[full[rest.models[i]]] * (1 - 1e-9)
+                                      for i in col.model_indices):
                 continue
             fixed.add(col.pattern, col.type_index, col.gpus, col.cost_usd_per_hour, times)
             for i, cov in zip(col.model_indices, col.coverage_rps):
