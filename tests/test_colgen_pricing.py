@@ -5,6 +5,8 @@
   is the single-fill pricing's column, so nothing single-fill finds is lost.
 - pattern_member_rates (cache) equals member_planned_rps; the fluid bound's per-model
   cheapest $/req/s equals a row-by-row minimum over the candidates table.
+- Cached singleton columns equal make_column's; a dive out of time still returns a whole
+  plan; colgen's bound on the MIP-root tier (second thread) equals best_cost_bound's.
 """
 
 from __future__ import annotations
@@ -166,3 +168,19 @@ def test_a_dive_out_of_time_still_returns_a_whole_plan(seed):
     assert not priced, "out of time, the dive must not price"
     assert ColumnGeneration._feasible(problem, plan)
     assert all(pattern_violations(problem, pc.pattern) == [] for pc in plan)
+
+
+@pytest.mark.slow
+def test_colgen_bound_on_the_root_tier_is_best_cost_bound_from_either_thread():
+    """On mid-size fleets colgen computes solvers.bounds.best_cost_bound (the relaxation's MIP
+    root) on a second thread while it plans: the same number as computed alone, above the
+    relaxation's LP and below the plan."""
+    from solvers.bounds import best_cost_bound, replica_tier
+    from solvers.replica_relaxation import replica_cost_bound
+
+    problem = build_problem(Scenario.model_validate(generate_scenario(40, 48, 4, 2)))
+    assert replica_tier(problem) == "root"
+    result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=60.0))
+    alone = best_cost_bound(problem, time_limit_s=60.0)
+    assert result.bound == alone
+    assert replica_cost_bound(problem).value < alone <= result.value
