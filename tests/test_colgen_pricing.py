@@ -184,3 +184,22 @@ def test_colgen_bound_on_the_root_tier_is_best_cost_bound_from_either_thread():
     alone = best_cost_bound(problem, time_limit_s=60.0)
     assert result.bound == alone
     assert replica_cost_bound(problem).value < alone <= result.value
+
+
+def test_dp_pricing_columns_carry_the_rules_own_rates():
+    """The DP's fills (thorough pricing) go through the same column builder: feasible
+    patterns, member rates equal to member_planned_rps, the reduced cost they claim."""
+    problem = build_problem(many_small_models_scenario(n_models=24, seed=2, cv=1.0))
+    index = Index.of(problem)
+    master = Master(problem, index)
+    master.add_columns(singleton_columns(problem, index))
+    lp = master.solve_lp()
+    pricer = SharedPricer(problem, index, type_items(problem, index))
+    found = pricer.price(lp.duals, lambda t, k: master.gpu_dual(t, k, lp.duals), lp.duals.budget, True,
+                         max_columns_per_type=10_000, thorough=True)
+    assert found
+    for reduced, col in found:
+        assert pattern_violations(problem, col.pattern) == []
+        assert pattern_member_rates(problem, col.pattern) == tuple(
+            member_planned_rps(problem, col.pattern, m) for m in col.pattern.members)
+        assert math.isclose(reduced, master.reduced_cost(col, lp.duals), rel_tol=1e-9, abs_tol=1e-9)

@@ -23,7 +23,7 @@ import numpy as np
 from planner.capacity import capacity_rps, planned_share, shared_batch_ms
 from planner.problem import (Member, Pattern, PlacementProblem, dedicated_rates, derived_cache, pattern_member_rates,
                              remember_member_rates)
-from solvers.colgen.columns import Column, Index, TypeItems, make_column, members_pattern
+from solvers.colgen.columns import Column, Index, TypeItems, members_pattern
 
 
 def singleton_columns(problem: PlacementProblem, index: Index, gpus_left=None) -> list[Column]:
@@ -387,7 +387,7 @@ class SharedPricer:
             cost = self.problem.gpu_types[it.type_index].cost_per_hour_usd
             constant = (cost if min_cost else 0.0) - gpu_dual_of(it.type_index, 1) - cost * budget_dual
             if thorough:
-                per_type = self._dp_columns(it, flat, targets, demand, cv, duals, constant)
+                per_type = self._dp_columns(k, it, flat, targets, demand, cv, duals, constant)
             else:
                 per_type = self._greedy_columns(k, it, flat, targets, demand, cv, duals, constant, fills_per_cycle,
                                                 max_columns_per_type)
@@ -434,13 +434,14 @@ class SharedPricer:
             out.append((float(reduced[f]), self._column_of_fill(it, items[lo:hi], batches[lo:hi], rates[lo:hi])))
         return out
 
-    def _dp_columns(self, it, flat, targets, demand, cv, duals, constant):
+    def _dp_columns(self, k, it, flat, targets, demand, cv, duals, constant):
         """(reduced cost, column) of the DP fills of one type at each memory price, each
         pattern once, in the order found."""
         u = self.problem.max_utilization
         dual_demand = duals.demand[it.model_indices]
         dual_presence = duals.presence[it.model_indices]
         chosen = np.zeros(len(it.model_indices), dtype=np.int64)
+        order = self._name_order[k]
         seen: set = set()
         out = []
         for cycle in targets:
@@ -451,64 +452,43 @@ class SharedPricer:
                                   it.memory_gib, memory_price, DP_CELLS, chosen)
                 if picked < 2:
                     continue
-                members = [(self.index.models[it.model_indices[i]], int(chosen[i])) for i in np.nonzero(chosen)[0]]
-                key = tuple(sorted(members))
+                positions = order[chosen[order] > 0]
+                key = (positions.tobytes(), chosen[positions].tobytes())
                 if key in seen:
                     continue
                 seen.add(key)
-                col = self._column(it, members)
+                col = self._column_of_fill(it, positions, chosen[positions])
                 value = sum(duals.demand[i] * c + duals.presence[i] for i, c in zip(col.model_indices, col.coverage_rps))
                 out.append((constant - value, col))
         return out
 
-    def _column_of_fill(self, it: TypeItems, positions: np.ndarray, batches: np.ndarray, rates: np.ndarray) -> Column:
-        """The column of a greedy fill: members (in name order) at the type's positions, with
-        the rates the compiled loop computed (put in planner.problem.pattern_member_rates'
-        cache; a pattern already there keeps its cached numbers, the same ones)."""
+    def _column_of_fill(self, it: TypeItems, positions: np.ndarray, batches: np.ndarray,
+                        rates: np.ndarray | None = None) -> Column:
+        """The column of a fill: members (in name order) at the type's positions, built from
+        the type's items directly (packing_rules.make_pattern and columns.make_column look
+        every member up again: a third of pricing's time at 1,000 models). Its member rates
+        go to planner.problem.pattern_member_rates' cache: `rates` as the compiled loop
+        computed them, or computed here (the DP's fills); a pattern already cached keeps its
+        numbers, the same ones (tests/test_colgen_pricing.py)."""
         n = len(positions)
         f = it.interference_factor
         members = tuple(Member(self.index.models[it.model_indices[p]], int(b),
                                shared_batch_ms(float(it.latencies_ms[p][b - 1]), n, f))
                         for p, b in zip(positions.tolist(), batches.tolist()))
         pattern = Pattern(it.gpu_type, 1, members)
+        indices = tuple(int(it.model_indices[p]) for p in positions.tolist())
         cached = derived_cache(self.problem, "_pattern_rates").get(pattern)
         if cached is None:
-            cached = tuple(rates.tolist())
+            if rates is None:
+                u = self.problem.max_utilization
+                cycle = pattern.cycle_ms
+                infos = [self.problem.model(self.index.models[i]) for i in indices]
+                cached = tuple(planned_share(m.batch_size, cycle, m.batch_ms, info.slo_ms, info.cv, u)
+                               * capacity_rps(m.batch_size, cycle) for m, info in zip(members, infos))
+            else:
+                cached = tuple(rates.tolist())
             remember_member_rates(self.problem, pattern, cached)
         demand = self.index.demand_rps
-        indices = tuple(int(it.model_indices[p]) for p in positions.tolist())
         cost = self.problem.gpu_types[it.type_index].cost_per_hour_usd
         return Column(pattern, it.type_index, 1, cost, indices,
                       tuple(min(rate, float(demand[i])) for rate, i in zip(cached, indices)))
-
-    def _column(self, it: TypeItems, members: list[tuple[str, int]]) -> Column:
-        """The column of a priced pattern, built from the type's items directly (the same
-        numbers as packing_rules.make_pattern and columns.make_column, which look every
-        member up again: a third of pricing's time at 1,000 models), its member rates put
-        in the per-problem cache (planner.problem.pattern_member_rates)."""
-        where = self._item_of(it)
-        n = len(members)
-        picked = sorted((name, batch, where[name]) for name, batch in members)
-        out = [Member(name, int(batch), shared_batch_ms(float(it.latencies_ms[pos][batch - 1]), n, it.interference_factor))
-               for name, batch, pos in picked]
-        pattern = Pattern(it.gpu_type, 1, tuple(out))
-        cycle = pattern.cycle_ms
-        if pattern not in derived_cache(self.problem, "_pattern_rates"):
-            u = self.problem.max_utilization
-            rates = []
-            for member, (_, _, pos) in zip(out, picked):
-                i = int(it.model_indices[pos])
-                info = self.problem.model(self.index.models[i])
-                share = planned_share(member.batch_size, cycle, member.batch_ms, info.slo_ms, info.cv, u)
-                rates.append(share * capacity_rps(member.batch_size, cycle))
-            remember_member_rates(self.problem, pattern, tuple(rates))
-        return make_column(self.problem, self.index, pattern)
-
-    def _item_of(self, it: TypeItems) -> dict[str, int]:
-        """Model name -> position among the type's items."""
-        cache = self.__dict__.setdefault("_items_by_name", {})
-        where = cache.get(it.type_index)
-        if where is None:
-            where = {self.index.models[int(i)]: pos for pos, i in enumerate(it.model_indices)}
-            cache[it.type_index] = where
-        return where
