@@ -4,6 +4,8 @@ Each round solves the master LP of what is left (demand not yet covered, GPUs an
 not yet used), re-prices columns for it (coefficients capped at the *remaining* demand, so
 leftovers of several models are worth sharing a GPU), then fixes the LP's whole GPUs and
 when none is whole, rounds up the ones it uses most. Rounds repeat until all demand is covered.
+Short of time it hurries (one pricing iteration a round, a round-up every round); past its
+deadline it finishes without pricing (see `dive`).
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         # columns took 1.5 s for 1-2 of 780 models at 1,000), so it ends by its own rounds
         # instead of the deadline's round-everything-up
         hurry = deadline - time.perf_counter() < HURRY_SHARE * window_s
-        if finishing:  # out of time: one last LP over the known columns, every fraction rounded up
+        if finishing:  # out of time: no pricing, an LP over the columns it knows
             sub.add_columns(columns)
         else:
             generate(rest, sub, columns, deadline, hurry)
