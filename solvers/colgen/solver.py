@@ -104,6 +104,7 @@ HASTY_DIVE = DiveSettings(1.0, 1, 120)  # above, with less time (1,000 models at
 MIP_POLISH_MAX_COLUMNS = 1000
 DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 models) comes after
 DIVE_FILLS_PER_CYCLE = 8
+BOUND_RESERVE_SHARE = 0.05  # of the time limit, kept from the integer master for the bound
 BOUND_MIN_S = 0.5  # the bound's MIP (solvers.bounds) gets the solve's time left, at least this
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
@@ -210,7 +211,10 @@ class ColumnGeneration:
         incumbent = self._best(problem, candidates)
         if not (master.min_cost and incumbent is not None and len(master.columns) > MIP_POLISH_MAX_COLUMNS):
             start_counts = self._start_vector(master, incumbent)
-            counts, _, _ = master.solve_mip(max(0.05, deadline - time.perf_counter()), settings.seed, start_counts)
+            # the time left less a reserve for the bound: at 1,000 models a failed dive's MIP
+            # fallback overran its limit by 3 s and the bound came after it
+            mip_limit_s = deadline - time.perf_counter() - BOUND_RESERVE_SHARE * limit
+            counts, _, _ = master.solve_mip(max(0.05, mip_limit_s), settings.seed, start_counts)
             progress.mip_s += time.perf_counter() - t0
             if counts is not None:
                 candidates.append(self._patterns(master, counts))
