@@ -28,8 +28,9 @@ from solvers.packing_rules import make_pattern, pattern_violations
 from packing_instances import many_small_models_scenario
 
 
-def _priced(problem, fills: int, max_columns: int = 10_000):
-    """Columns priced at the LP duals of a master over the singleton columns only."""
+def _priced(problem, fills: int = 1, max_columns: int = 10_000, thorough: bool = False):
+    """Columns priced at the LP duals of a master over the singleton columns only (the
+    greedy's, or with `thorough` the DP's)."""
     index = Index.of(problem)
     master = Master(problem, index)
     master.add_columns(singleton_columns(problem, index))
@@ -37,7 +38,7 @@ def _priced(problem, fills: int, max_columns: int = 10_000):
     assert lp is not None
     pricer = SharedPricer(problem, index, type_items(problem, index))
     found = pricer.price(lp.duals, lambda t, k: master.gpu_dual(t, k, lp.duals), lp.duals.budget, True,
-                         max_columns_per_type=max_columns, fills_per_cycle=fills)
+                         max_columns_per_type=max_columns, fills_per_cycle=fills, thorough=thorough)
     return master, lp, found
 
 
@@ -190,13 +191,7 @@ def test_dp_pricing_columns_carry_the_rules_own_rates():
     """The DP's fills (thorough pricing) go through the same column builder: feasible
     patterns, member rates equal to member_planned_rps, the reduced cost they claim."""
     problem = build_problem(many_small_models_scenario(n_models=24, seed=2, cv=1.0))
-    index = Index.of(problem)
-    master = Master(problem, index)
-    master.add_columns(singleton_columns(problem, index))
-    lp = master.solve_lp()
-    pricer = SharedPricer(problem, index, type_items(problem, index))
-    found = pricer.price(lp.duals, lambda t, k: master.gpu_dual(t, k, lp.duals), lp.duals.budget, True,
-                         max_columns_per_type=10_000, thorough=True)
+    master, lp, found = _priced(problem, thorough=True)
     assert found
     for reduced, col in found:
         assert pattern_violations(problem, col.pattern) == []
