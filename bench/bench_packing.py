@@ -101,13 +101,13 @@ def run_guarded(file: str, name: str, limit: float, seed: int, wall_cap_s: float
 def bound_parts(scenario) -> dict:
     """Each proven lower bound on cost separately (colgen reports the best of them), and
     the seconds each took."""
-    from solvers.bounds import REPLICA_ROOT_CLASSES_MAX_OPTIONS, REPLICA_ROOT_MAX_OPTIONS, fluid_cost_bound
+    from solvers.bounds import REPLICA_ROOT_CLASSES_MAX_OPTIONS, REPLICA_ROOT_MAX_OPTIONS, fluid_cost_bound, option_count
     from solvers.compact_bound import compact_cost_bound
     from solvers.replica_relaxation import replica_cost_bound
 
     problem = build_problem(scenario)
     parts = {}
-    options = sum(len(m.options) for m in problem.demanded_models)
+    options = option_count(problem)
     parts_to_run = [("fluid", fluid_cost_bound), ("compact_lp", compact_cost_bound),
                     ("replica_lp", lambda p: replica_cost_bound(p).value)]
     if options <= REPLICA_ROOT_MAX_OPTIONS:  # what best_cost_bound adds on mid-size fleets

@@ -49,10 +49,15 @@ REPLICA_ROOT_CLASSES_MAX_OPTIONS = 300
 REPLICA_MIP_GUARD_S = 5.0
 
 
+def option_count(problem: PlacementProblem) -> int:
+    """(model, option) pairs of the demanded models: the size the bound tiers go by."""
+    return sum(len(m.options) for m in problem.demanded_models)
+
+
 def replica_tier(problem: PlacementProblem) -> str:
     """Which form of the replica relaxation best_cost_bound solves: "mip", "root" or "lp"
-    (by the number of (model, option) pairs, see the constants above)."""
-    options = sum(len(m.options) for m in problem.demanded_models)
+    (by option_count, see the constants above)."""
+    options = option_count(problem)
     if options <= REPLICA_MIP_MAX_OPTIONS:
         return "mip"
     return "root" if options <= REPLICA_ROOT_MAX_OPTIONS else "lp"
@@ -72,7 +77,7 @@ def best_cost_bound(problem: PlacementProblem, time_limit_s: float = REPLICA_MIP
         if tier == "mip":
             replica = replica_cost_bound(problem, integer=True, time_limit_s=time_limit_s).value
         elif tier == "root":
-            classes = sum(len(m.options) for m in problem.demanded_models) <= REPLICA_ROOT_CLASSES_MAX_OPTIONS
+            classes = option_count(problem) <= REPLICA_ROOT_CLASSES_MAX_OPTIONS
             replica = replica_cost_bound(problem, integer=True, root_only=True, time_limit_s=time_limit_s,
                                          slo_classes_on=classes).value
         else:
