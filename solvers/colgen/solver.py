@@ -10,6 +10,8 @@
    pricing is heuristic and may miss a column.
 4. Integers (min_cost): a dive with column generation on the residual demand
    (solvers.colgen.dive), then on small masters a MIP over every column from the best plan.
+5. Polish (min_cost, up to POLISH_MAX_MODELS models): neighbourhood search from the best
+   plan (solvers.colgen.polish).
 The phases stop on work limits (iterations, MIP nodes), so the same input gives the same
 plan; the time limit is a guard, and a plan cut short by it has status `time_limit`.
 """
@@ -37,6 +39,7 @@ from solvers.bounds import best_cost_bound, replica_tier, throughput_upper_bound
 from solvers.colgen.columns import Column, Index, make_column, type_items
 from solvers.colgen.dive import dive
 from solvers.colgen.master import Master
+from solvers.colgen.polish import polish
 from solvers.colgen.pricing import SharedPricer, singleton_columns
 
 
@@ -52,6 +55,9 @@ class Progress:
     dive_s: float = 0.0
     dive_value: float = math.nan
     mip_value: float = math.nan
+    polish_s: float = 0.0
+    polish_value: float = math.nan
+    polish_improvements: int = 0
     fair_share: float = math.nan
     hit_time_limit: bool = False
     tailed_off: int = 0
@@ -106,6 +112,8 @@ DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 
 DIVE_FILLS_PER_CYCLE = 8
 BOUND_RESERVE_SHARE = 0.05  # of the time limit, kept from the integer master for the bound
 BOUND_MIN_S = 0.5  # the bound's MIP (solvers.bounds) gets the solve's time left, at least this
+POLISH_MAX_MODELS = 100  # neighbourhood search (solvers.colgen.polish) after the integer master up to this
+POLISH_ITERATIONS = 2  # column generation iterations on each neighbourhood's residual master
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 
@@ -219,10 +227,35 @@ class ColumnGeneration:
             if counts is not None:
                 candidates.append(self._patterns(master, counts))
                 progress.mip_value = self._evaluate(problem, candidates[-1])[0]
+        # Phase D (min_cost, small fleets): neighbourhood search from the best plan so far
+        incumbent = self._best(problem, candidates)
+        if master.min_cost and incumbent is not None and len(index.models) <= POLISH_MAX_MODELS:
+            t0 = time.perf_counter()
+            polished, progress.polish_improvements, cut_short = polish(
+                problem, index, incumbent, list(pool), self._residual_generator(problem, pool, progress),
+                deadline - BOUND_RESERVE_SHARE * limit, settings.seed)
+            if cut_short:  # the clock changed the plan: say so
+                progress.hit_time_limit = True
+            progress.polish_s += time.perf_counter() - t0
+            progress.polish_value = self._evaluate(problem, polished)[0]
+            candidates.append(polished)
         if time.perf_counter() > deadline:
             progress.hit_time_limit = True
         best = self._best(problem, candidates, fair_share, maximize_share)
         return best, proven_bound, converged
+
+    def _residual_generator(self, problem, pool, progress):
+        """generate(rest, sub, columns, stop_at) for polish: the columns, then column
+        generation on the residual master (disjoint fills, as in the dive)."""
+        def generate(rest, sub, columns, stop_at):
+            self._add(sub, problem, rest, pool, columns)
+            if time.perf_counter() >= stop_at:
+                progress.hit_time_limit = True
+                return
+            self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
+                           max_iterations=POLISH_ITERATIONS, fills_per_cycle=DIVE_FILLS_PER_CYCLE,
+                           max_columns_per_type=CAREFUL_DIVE.columns_per_type)
+        return generate
 
     def _result(self, problem, settings, start, best, proven_bound, converged, progress, bound_job=None) -> SolveResult:
         t0 = time.perf_counter()
