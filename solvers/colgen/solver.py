@@ -137,6 +137,7 @@ def _bound_in_background(problem: PlacementProblem, settings: SolveSettings) -> 
 class ColumnGeneration:
     name = "colgen"
     description = "column generation over GPU patterns: sharing, TP groups, proven bound"
+    patterns_seen: tuple = ()  # after a solve: every pattern it generated, in the order found
 
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
@@ -242,6 +243,7 @@ class ColumnGeneration:
         if time.perf_counter() > deadline:
             progress.hit_time_limit = True
         best = self._best(problem, candidates, fair_share, maximize_share)
+        self.patterns_seen = tuple(pool)  # every pattern generated (bench/bench_column_integrality.py)
         return best, proven_bound, converged
 
     def _residual_generator(self, problem, pool, progress):
