@@ -101,7 +101,8 @@ def run_guarded(file: str, name: str, limit: float, seed: int, wall_cap_s: float
 def bound_parts(scenario) -> dict:
     """Each proven lower bound on cost separately (colgen reports the best of them), and
     the seconds each took."""
-    from solvers.bounds import REPLICA_ROOT_CLASSES_MAX_OPTIONS, REPLICA_ROOT_MAX_OPTIONS, fluid_cost_bound, option_count
+    from solvers.bounds import (REPLICA_LP_BAND_RATIO, REPLICA_ROOT_CLASSES_MAX_OPTIONS, REPLICA_ROOT_MAX_OPTIONS,
+                                fluid_cost_bound, option_count)
     from solvers.compact_bound import compact_cost_bound
     from solvers.replica_relaxation import replica_cost_bound
 
@@ -114,6 +115,8 @@ def bound_parts(scenario) -> dict:
         classes = options <= REPLICA_ROOT_CLASSES_MAX_OPTIONS
         parts_to_run.append(("replica_root" + ("_classes" if classes else ""), lambda p: replica_cost_bound(
             p, integer=True, root_only=True, slo_classes_on=classes, time_limit_s=60.0).value))
+        if classes:  # best_cost_bound adds the LP with cycle bands there
+            parts_to_run.append(("replica_lp_bands", lambda p: replica_cost_bound(p, band_ratio=REPLICA_LP_BAND_RATIO).value))
     for name, fn in parts_to_run:
         start = time.perf_counter()
         value = fn(problem)

@@ -20,7 +20,9 @@ bound on every plan's cost. Variables:
   (share, rate), so any real membership is a mix of vertices with no more share and no
   less rate.
 - sharedgpus[t, c], integer: shared GPUs of type t whose tightest member SLO lies in class
-  c (classes: `slo_classes`); on them every cycle is under the class's highest SLO.
+  c (classes: `slo_classes`); on them every cycle is under the class's highest SLO. With
+  `band_ratio`, each class is split by the GPU's cycle into bands (`cycle_bands`), and a
+  member's vertices come from cycles in its GPU's band only.
 - with `integer`, memberships[m, t, c] = sum_v member[m, t, c, v], integer.
 Rows (one function each below):
 - coverage: sum min(P, d) dedicated + sum r_v member >= demand_m;
@@ -58,7 +60,7 @@ _planned_share = numba.njit(cache=True)(planned_share)  # the capacity rule, com
 
 @numba.njit(cache=True)
 def share_rate_points(latency_ms: np.ndarray, slo_ms: float, cv: float, max_utilization: float,
-                      interference_factor: float, cycle_cap_ms: float) -> np.ndarray:
+                      interference_factor: float, cycle_cap_ms: float, cycle_floor_ms: float = 0.0) -> np.ndarray:
     """(share, planned rate) points whose upper hull bounds a shared member's rate.
 
     A member with batch b (time tau = f l(b)) in a cycle D has share sigma = tau / D and
@@ -66,7 +68,8 @@ def share_rate_points(latency_ms: np.ndarray, slo_ms: float, cv: float, max_util
     for D in a range where k = floor((slo - tau) / D) is constant, a segment on a ray through
     the origin. The segments' end points, for tau <= D <= min(slo - tau, cycle_cap_ms), span
     every feasible (sigma, rate); once planned_share reaches max_utilization the rest of the
-    ray ends at D = tau.
+    ray ends at D = tau. With `cycle_floor_ms` (a cycle band, see `cycle_bands`) only cycles
+    from max(tau, cycle_floor_ms) count.
     """
     out = np.zeros((256, 2))
     n = 0
@@ -83,7 +86,7 @@ def share_rate_points(latency_ms: np.ndarray, slo_ms: float, cv: float, max_util
             # planned_share floors room / D with a 1e-9 tolerance: k cycles hold for D in
             # (room / (k + 1 - 1e-9), room / (k - 1e-9)]; the ends are taken a hair wide
             d_long = min(room / (k - 1e-9), longest)
-            d_short = max(room / (k + 1 - 1e-9), tau)
+            d_short = max(room / (k + 1 - 1e-9), tau, cycle_floor_ms)
             if d_short > d_long:
                 continue
             share = _planned_share(b, room / k, tau, slo_ms, cv, max_utilization)
@@ -91,7 +94,7 @@ def share_rate_points(latency_ms: np.ndarray, slo_ms: float, cv: float, max_util
                 continue
             saturated = share >= max_utilization - 1e-12
             if saturated:
-                d_short = tau
+                d_short = max(tau, cycle_floor_ms)
             if n + 2 > out.shape[0]:
                 bigger = np.zeros((2 * out.shape[0], 2))
                 bigger[:n] = out[:n]
@@ -218,7 +221,7 @@ class _Terms:
 
 def replica_cost_bound(problem: PlacementProblem, integer: bool = False, slo_classes_on: bool | None = None,
                        max_nodes: int = MAX_NODES, time_limit_s: float = 30.0, seed: int = 0,
-                       root_only: bool = False) -> ReplicaBound:
+                       root_only: bool = False, band_ratio: float | None = None) -> ReplicaBound:
     """Solve the relaxation: its LP, then (with `integer`) a node-limited MIP. SLO classes
     are on with `integer` unless `slo_classes_on` says otherwise. The time limit is a guard;
     a MIP stopped by it still gives a bound, maybe a weaker one.
@@ -227,9 +230,9 @@ def replica_cost_bound(problem: PlacementProblem, integer: bool = False, slo_cla
     heuristics (RINS, RENS, restarts: HiGHS otherwise keeps searching for an incumbent
     until its time limit); a root the time limit cuts short gives the LP value, so the
     bound is the same every run wherever the root finishes. 200 models: 1282.51 -> 1288.34
-    in 3.7 s (2 cores)."""
+    in 3.7 s (2 cores). `band_ratio`: cycle bands of that ratio (`cycle_bands`; None: none)."""
     return _relaxation(problem, "min_cost", integer, slo_classes_on, 1 if root_only else max_nodes, time_limit_s,
-                       seed, root_only)
+                       seed, root_only, band_ratio)
 
 
 def replica_throughput_bound(problem: PlacementProblem, integer: bool = False, slo_classes_on: bool | None = None,
@@ -242,13 +245,14 @@ def replica_throughput_bound(problem: PlacementProblem, integer: bool = False, s
 
 
 def _relaxation(problem: PlacementProblem, objective: str, integer: bool, slo_classes_on: bool | None,
-                max_nodes: int, time_limit_s: float, seed: int, root_only: bool = False) -> ReplicaBound:
+                max_nodes: int, time_limit_s: float, seed: int, root_only: bool = False,
+                band_ratio: float | None = None) -> ReplicaBound:
     if problem.objective != objective:
         return ReplicaBound(math.nan, math.nan, math.nan, False)
     if not problem.demanded_models:
         return ReplicaBound(0.0, 0.0, 0.0, True)
     throughput = objective == "max_throughput"
-    built = _build(problem, integer, slo_classes_on, throughput)
+    built = _build(problem, integer, slo_classes_on, throughput, band_ratio)
     if isinstance(built, ReplicaBound):
         return built
     solved = _solve(built, integer, max_nodes, time_limit_s, seed, root_only)
@@ -259,7 +263,27 @@ def _relaxation(problem: PlacementProblem, objective: str, integer: bool, slo_cl
     return ReplicaBound(-solved.value, -solved.lp_value, -solved.mip_value, solved.proven_optimal)
 
 
-def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None, throughput: bool):
+def cycle_bands(problem: PlacementProblem, ratio: float | None) -> list[tuple[float, float]]:
+    """Cycle bands of shared GPUs: one band (every cycle) when `ratio` is None, else a
+    geometric partition [lo r^q, lo r^(q+1)] from the shortest shared batch to the loosest SLO.
+    A shared GPU's members then take their (share, rate) points from cycles in its band
+    only, as on a real GPU, where all of them share one cycle."""
+    if ratio is None:
+        return [(0.0, math.inf)]
+    shortest = min((min(o.latency_ms) * problem.gpu_type(o.gpu_type).interference_factor
+                    for m in problem.demanded_models for o in m.options if o.tensor_parallel == 1), default=1.0)
+    longest = max(m.slo_ms for m in problem.demanded_models)
+    lo = 2.0 * shortest  # two members at least
+    bands = [(0.0, lo)]
+    while lo < longest:
+        bands.append((lo, lo * ratio))
+        lo *= ratio
+    bands[-1] = (bands[-1][0], math.inf)
+    return bands
+
+
+def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None, throughput: bool,
+           band_ratio: float | None = None):
     """The relaxation's columns and rows (a _Model), or a ReplicaBound when nothing is left
     to solve."""
     u = problem.max_utilization
@@ -267,7 +291,9 @@ def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None
     types = {g.name: t for t, g in enumerate(problem.gpu_types)}
     use_classes = integer if slo_classes_on is None else slo_classes_on
     slos = [m.slo_ms for m in demanded]
-    classes = slo_classes(slos) if use_classes else [(min(slos), max(slos))]
+    slo_groups = slo_classes(slos) if use_classes else [(min(slos), max(slos))]
+    # classes of shared GPUs: (SLO class of the tightest member, cycle band), see cycle_bands
+    classes = [(c, lo, hi) for c in range(len(slo_groups)) for lo, hi in cycle_bands(problem, band_ratio)]
     model = _Model()
     terms = _Terms()
     shared_gpus = {}
@@ -278,7 +304,7 @@ def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None
             terms.add(("gpus", t), col, 1.0)
     for i, info in enumerate(demanded):
         best = 0.0
-        own_class = next(c for c, (lo, hi) in enumerate(classes) if lo <= info.slo_ms <= hi)
+        own_class = next(c for c, (lo, hi) in enumerate(slo_groups) if lo <= info.slo_ms <= hi)
         for opt in info.options:
             t = types[opt.gpu_type]
             gpu = problem.gpu_types[t]
@@ -291,13 +317,15 @@ def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None
             if k > 1:
                 continue
             latency = np.asarray(opt.latency_ms, dtype=float)
-            for c in range(own_class + 1):
+            for c, (slo_class, band_lo, band_hi) in enumerate(classes):
+                if slo_class > own_class:
+                    continue
                 points = share_rate_points(latency, info.slo_ms, info.cv, u, gpu.interference_factor,
-                                           min(classes[c][1], info.slo_ms))
+                                           min(slo_groups[slo_class][1], info.slo_ms, band_hi), band_lo)
                 vertices = capped_hull_vertices(points, info.demand_rps)
                 if len(vertices):
                     _member_columns(model, terms, i, t, c, vertices, opt.memory_per_gpu_gib, shared_gpus[t, c],
-                                    c == own_class, integer)
+                                    slo_class == own_class, integer)
         if throughput:
             if best > 0:
                 _served_row(model, terms, i, info.demand_rps, info.priority)

@@ -24,7 +24,7 @@ from planner.capacity import batch_latency_ms, planned_share
 from planner.generate import generate_scenario
 from planner.problem import SolveSettings, SolveStatus, build_problem
 from planner.scenario import Profile, Scenario, load_scenario
-from solvers.bounds import best_cost_bound
+from solvers.bounds import REPLICA_LP_BAND_RATIO, REPLICA_MIP_BAND_RATIO, best_cost_bound
 from solvers.compact_bound import compact_cost_bound
 from solvers.registry import get_solver
 from solvers.replica_relaxation import (
@@ -84,6 +84,36 @@ def _solved(family: str, seed: int):
     problem = build_problem(FAMILIES[family](seed))
     exact = get_solver("enum-milp").solve(problem, EXACT_SETTINGS)
     return problem, exact, replica_cost_bound(problem), replica_cost_bound(problem, integer=True)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_bound_with_cycle_bands_never_exceeds_the_exact_optimum(family, seed):
+    """Cycle bands (every member of a shared GPU takes its point from cycles in the GPU's
+    band) at the ratios solvers.bounds uses and one more: LP and MIP never past the optimum,
+    and never weaker than without bands (every banded point is a point of the full hull)."""
+    problem, exact, lp, mip = _solved(family, seed)
+    for ratio in (REPLICA_LP_BAND_RATIO, REPLICA_MIP_BAND_RATIO, 2.0):
+        banded_lp = replica_cost_bound(problem, band_ratio=ratio)
+        banded_mip = replica_cost_bound(problem, integer=True, band_ratio=ratio)
+        if exact.status is SolveStatus.OPTIMAL:
+            assert _at_most(banded_lp.value, exact.value), (ratio, banded_lp, exact.value)
+            assert _at_most(banded_mip.value, exact.value), (ratio, banded_mip, exact.value)
+        if math.isfinite(lp.value):
+            assert banded_lp.value >= lp.value - 1e-6 * max(1.0, lp.value), (ratio, banded_lp, lp)
+            assert banded_mip.value >= banded_lp.value - 1e-6 * max(1.0, lp.value), (ratio, banded_mip, banded_lp)
+
+
+def test_cycle_bands_tighten_the_bound_on_some_instances():
+    """The bands must matter: on some seeded instances the banded MIP is above the plain one."""
+    tighter = 0
+    for family in FAMILIES:
+        for seed in SEEDS:
+            problem, exact, _, mip = _solved(family, seed)
+            if exact.status is SolveStatus.OPTIMAL and math.isfinite(mip.value):
+                banded = replica_cost_bound(problem, integer=True, band_ratio=REPLICA_MIP_BAND_RATIO)
+                tighter += banded.value > mip.value * (1 + 1e-6)
+    assert tighter >= 3, tighter
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -174,6 +204,10 @@ def test_mip_on_the_quickstart_is_above_the_lp_and_below_the_plan():
     mip = replica_cost_bound(problem, integer=True)
     assert lp.value < mip.lp_value <= mip.value <= plan.value, (lp, mip, plan.value)  # classes tighten the LP here
     assert mip.proven_optimal and mip.value == pytest.approx(mip.mip_value)
+    # with cycle bands the MIP reaches the plan's cost: colgen's quickstart plan is proven optimal
+    banded = replica_cost_bound(problem, integer=True, band_ratio=REPLICA_MIP_BAND_RATIO)
+    assert mip.value < banded.value <= plan.value + 1e-9, (mip, banded, plan.value)
+    assert banded.value == pytest.approx(plan.value, rel=1e-6)
 
 
 @pytest.mark.slow
@@ -205,11 +239,16 @@ def _cycle_grid(tau: float, room: float) -> np.ndarray:
 @given(base_ms=st.floats(0.1, 20.0), per_item_ms=st.floats(0.0, 5.0), max_batch=st.integers(1, 48),
        slo_ms=st.floats(1.0, 400.0), cv=st.one_of(st.just(0.0), st.floats(1e-3, 2.0)),
        utilization=st.floats(0.5, 1.0, exclude_min=True), interference=st.floats(1.0, 1.5),
-       cap=st.one_of(st.just(math.inf), st.floats(0.5, 20_000.0)))
+       cap=st.one_of(st.just(math.inf), st.floats(0.5, 20_000.0)),
+       band=st.one_of(st.just((0.0, math.inf)), st.tuples(st.floats(0.1, 300.0), st.floats(1.05, 3.0))))
 def test_capped_hull_dominates_every_real_member(base_ms, per_item_ms, max_batch, slo_ms, cv, utilization,
-                                                 interference, cap):
+                                                 interference, cap, band):
+    """Every member's (share, rate) at every cycle in a band [lo, lo x ratio] (or any cycle) lies
+    under the capped hull of share_rate_points for that band."""
+    floor_ms, ceiling_ms = (band[0], band[0] * band[1]) if band[1] != math.inf else band
     latency = batch_latency_ms(Profile(base_ms=base_ms, per_item_ms=per_item_ms, max_batch=max_batch))
-    vertices = capped_hull_vertices(share_rate_points(latency, slo_ms, cv, utilization, interference, slo_ms), cap)
+    points = share_rate_points(latency, slo_ms, cv, utilization, interference, min(slo_ms, ceiling_ms), floor_ms)
+    vertices = capped_hull_vertices(points, cap)
     if len(vertices):  # a concave, increasing chain within (0, 1] x (0, cap]
         shares, rates = vertices[:, 0], vertices[:, 1]
         assert np.all(np.diff(shares) > 0) and np.all(np.diff(rates) > 0), vertices
@@ -224,6 +263,8 @@ def test_capped_hull_dominates_every_real_member(base_ms, per_item_ms, max_batch
             continue
         best = max(best, min(planned_share(batch, tau, tau, slo_ms, cv, utilization) * 1000.0 * batch / tau, cap))
         for cycle in _cycle_grid(tau, room):
+            if not floor_ms <= cycle <= ceiling_ms:
+                continue
             rate = min(planned_share(batch, cycle, tau, slo_ms, cv, utilization) * 1000.0 * batch / cycle, cap)
             if rate <= 0:
                 continue  # a member given nothing: the plan without it is better
