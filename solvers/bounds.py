@@ -49,12 +49,14 @@ REPLICA_ROOT_CLASSES_MAX_OPTIONS = 300
 REPLICA_MIP_GUARD_S = 5.0
 # Cycle bands (solvers.replica_relaxation.cycle_bands: a shared GPU's members take their
 # points from cycles in its band only). On the MIP tier, bands of ratio 1.5: quickstart
-# 10.37 -> 10.74, its optimum, in 0.4 s (ratio 1.3: 10.37; 1.2: 10.74 in 1.6 s). Up to
-# REPLICA_ROOT_CLASSES_MAX_OPTIONS also the LP with bands of ratio 1.2, which fleet-50x64
-# raises to 88.33 in 0.8 s, above its root's 87.82 (ratios 1.25-1.6 gave 87.03-88.11: the
-# band edges matter). At 200 models the banded LP (1,284.8 in 6 s) is below the root's 1,288.34.
+# 10.37 -> 10.74, its optimum, in 0.4 s (ratio 1.3: 10.37; 1.2: 10.74 in 1.6 s; 1.1: 10.54,
+# node-limited). Up to REPLICA_ROOT_CLASSES_MAX_OPTIONS also the LP with bands of ratio 1.1,
+# which raises fleet-50x64 to 88.69 in 3.0 s, above its root's 87.82, on the bound's second
+# thread (ratio 1.2: 88.33 in 0.8 s; 1.07: 88.85 in 6 s; 1.05: 89.03 in 10.8 s; 1.25-1.6:
+# 87.03-88.11, the band edges matter). At 200 models the banded LP (ratio 1.5: 1,284.8 in 6 s)
+# is below the root's 1,288.34. A banded LP cut short by the time limit gives no value.
 REPLICA_MIP_BAND_RATIO = 1.5
-REPLICA_LP_BAND_RATIO = 1.2
+REPLICA_LP_BAND_RATIO = 1.1
 
 
 def option_count(problem: PlacementProblem) -> int:
@@ -90,7 +92,7 @@ def best_cost_bound(problem: PlacementProblem, time_limit_s: float = REPLICA_MIP
             replica = replica_cost_bound(problem, integer=True, root_only=True, time_limit_s=time_limit_s,
                                          slo_classes_on=classes).value
             if classes:
-                banded = replica_cost_bound(problem, band_ratio=REPLICA_LP_BAND_RATIO).value
+                banded = replica_cost_bound(problem, band_ratio=REPLICA_LP_BAND_RATIO, time_limit_s=time_limit_s).value
                 replica = max(replica, banded) if math.isfinite(replica) else banded
         else:
             replica = replica_cost_bound(problem).value
