@@ -293,7 +293,8 @@ def _build(problem: PlacementProblem, integer: bool, slo_classes_on: bool | None
     slos = [m.slo_ms for m in demanded]
     slo_groups = slo_classes(slos) if use_classes else [(min(slos), max(slos))]
     # classes of shared GPUs: (SLO class of the tightest member, cycle band), see cycle_bands
-    classes = [(c, lo, hi) for c in range(len(slo_groups)) for lo, hi in cycle_bands(problem, band_ratio)]
+    bands = cycle_bands(problem, band_ratio)
+    classes = [(c, lo, hi) for c in range(len(slo_groups)) for lo, hi in bands]
     model = _Model()
     terms = _Terms()
     shared_gpus = {}
