@@ -223,6 +223,13 @@ class TypeLevelCpSat:
     name = "cpsat-type"
     description = "CP-SAT, one model per GPU or TP group (type level, exact)"
 
+    def __init__(self, deterministic_time_s: float | None = None):
+        """`deterministic_time_s`: also stop at this much of CP-SAT's deterministic time (a
+        work limit: with one worker, the same input then gives the same plan however loaded
+        the machine is); the time limit stays as a guard, and stats["stopped_by_clock"] says
+        whether it, not the work limit, ended a solve short of optimal."""
+        self.deterministic_time_s = deterministic_time_s
+
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
         scaling = choose_scaling(problem)
@@ -242,15 +249,21 @@ class TypeLevelCpSat:
             model.Maximize(throughput_expression(problem, served))
 
         solver = _solver(settings, deadline - time.perf_counter())
+        if self.deterministic_time_s is not None:
+            solver.parameters.max_deterministic_time = float(self.deterministic_time_s)
         code = solver.Solve(model)
         status = _STATUS.get(code)
+        stopped_by_clock = code != cp_model.OPTIMAL and code != cp_model.INFEASIBLE and (
+            self.deterministic_time_s is None
+            or solver.ResponseProto().deterministic_time < self.deterministic_time_s * (1 - 1e-9))
         if status is None:
             raise RuntimeError(f"CP-SAT returned {solver.StatusName(code)}")
         wall = time.perf_counter() - start
         if status is SolveStatus.INFEASIBLE or (status is SolveStatus.TIME_LIMIT and code == cp_model.UNKNOWN):
             return SolveResult(self.name, SolveStatus.INFEASIBLE if code == cp_model.INFEASIBLE else SolveStatus.TIME_LIMIT,
                                problem.objective, math.nan, math.nan, (), {}, wall,
-                               message="no feasible plan" if code == cp_model.INFEASIBLE else "no plan found within the time limit")
+                               message="no feasible plan" if code == cp_model.INFEASIBLE else "no plan found within the time limit",
+                               stats={"stopped_by_clock": stopped_by_clock})
 
         patterns = tuple(
             PatternCount(opt.pattern(), int(solver.Value(var)))
@@ -278,5 +291,5 @@ class TypeLevelCpSat:
             patterns=patterns,
             served_rps=served_rps,
             wall_s=time.perf_counter() - start,
-            stats={"variables": len(replicas), "cpsat_version": ortools.__version__},
+            stats={"variables": len(replicas), "cpsat_version": ortools.__version__, "stopped_by_clock": stopped_by_clock},
         )

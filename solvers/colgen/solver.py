@@ -65,10 +65,19 @@ class Progress:
     warm_value: float = math.nan
 
 
-def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResult | None:
+# The warm start's CP-SAT stops on deterministic time (a work limit), this share of the time
+# limit: 0.25 at 10 s, where fleet-200x512 used 0.26 of it in 1 s of wall time on this
+# machine. With a wall-clock limit alone its plan (1,511.53 or 1,511.93 there) depended on
+# the machine's load, and so did colgen's plan ($1,339.87 idle, $1,364.45 under load).
+WARM_CPSAT_DETERMINISTIC_SHARE = 0.025
+WARM_CPSAT_GUARD_SHARE = 0.2  # its wall-clock guard, of the time limit
+
+
+def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> tuple[SolveResult | None, bool]:
     """A first plan: the type-level greedy, or, if it finds none, type-level CP-SAT briefly
     (up to CAREFUL_DIVE_MAX_MODELS models: at 1,000 models it spent 6 s of 60 and found
-    nothing, and the dive does not need a warm start)."""
+    nothing, and the dive does not need a warm start). Returns (plan or None, whether the
+    clock rather than a work limit ended the CP-SAT solve: then the plan may depend on it)."""
     from dataclasses import replace
 
     from solvers.greedy_type import GreedyTypeLevel
@@ -76,15 +85,18 @@ def _warm_start(problem: PlacementProblem, settings: SolveSettings) -> SolveResu
 
     solvers = [(GreedyTypeLevel(), settings.time_limit_s)]
     if sum(1 for m in problem.models if m.demand_rps > 0) <= CAREFUL_DIVE_MAX_MODELS:
-        solvers.append((TypeLevelCpSat(), 0.1 * settings.time_limit_s))
+        solvers.append((TypeLevelCpSat(WARM_CPSAT_DETERMINISTIC_SHARE * settings.time_limit_s),
+                        WARM_CPSAT_GUARD_SHARE * settings.time_limit_s))
+    clock = False
     for solver, limit in solvers:
         try:
-            result = solver.solve(problem, replace(settings, time_limit_s=limit, gap_target=0.02))
+            result = solver.solve(problem, replace(settings, time_limit_s=limit, gap_target=0.02, threads=1))
         except Exception:  # a baseline failing must not stop the exact solver
             continue
+        clock = clock or bool(result.stats.get("stopped_by_clock", False))
         if result.patterns and result.status is not SolveStatus.INFEASIBLE:
-            return result
-    return None
+            return result, clock
+    return None, clock
 
 
 @dataclass(frozen=True)
@@ -146,7 +158,9 @@ class ColumnGeneration:
         if not index.models:
             return SolveResult(self.name, SolveStatus.OPTIMAL, problem.objective, 0.0, 0.0, (), {}, 0.0)
         bound_job = _bound_in_background(problem, settings)
-        warm = _warm_start(problem, settings)
+        warm, warm_by_clock = _warm_start(problem, settings)
+        if warm_by_clock:  # the clock changed the warm start, so maybe the plan: say so
+            progress.hit_time_limit = True
         fair_share = None
         if problem.fairness:
             # stage 1: the largest share of demand every model can get; stage 2 keeps it
