@@ -9,14 +9,17 @@ Rows, one function per family (docs/formulation.md, "Packing"):
 - fair share (max_throughput with fairness): served_m >= share x demand_m;
 - inventory: sum_{p on t} gpus_p x_p <= count_t;
 - tensor-parallel groups in nodes: sum_{p on t, gpus_p >= d} gpus_p x_p <= group_slots(t, d);
-- budget: sum_p cost_p x_p <= budget.
+- budget: sum_p cost_p x_p <= budget;
+- MIR cuts (min_cost, only when `add_cuts` adds them: bench/bench_column_integrality.py does,
+  colgen does not): sum_p g(coverage[m,p]) x_p >= ceil(demand_m / delta), see
+  solvers.colgen.mir_cuts.
 The LP gives duals for pricing; the same rows with integer x give plans.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import highspy
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from planner.problem import PlacementProblem, best_planned_rps
 from solvers.colgen.columns import Column, Index
+from solvers.colgen.mir_cuts import MirCut
 
 INF = highspy.kHighsInf
 MIP_MAX_NODES = 300
@@ -38,6 +42,7 @@ class Duals:
     inventory: np.ndarray  # per type (<= 0)
     tp_slots: dict[tuple[int, int], float]  # (type, degree) -> dual (<= 0)
     budget: float  # (<= 0)
+    cuts: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per MIR cut (>= 0), Master.cuts' order
 
 
 @dataclass
@@ -73,7 +78,12 @@ class Master:
         self.index = index
         self.min_cost = problem.objective == "min_cost"
         self.columns: list[Column] = []
+        self.columns_of_model: list[list[int]] = [[] for _ in index.models]  # column numbers covering each model
+        self.cuts: list[MirCut] = []
+        self.cut_rows: list[int] = []
+        self.cuts_of_model: dict[int, list[int]] = {}  # model -> numbers in self.cuts
         self._solved = False  # the LP has a basis from an earlier solve
+        self.mip_stopped_by_clock = False  # the last solve_mip ended on its time limit
         self.highs = quiet_highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("simplex_strategy", 4)  # primal: added columns keep the basis feasible
@@ -179,6 +189,11 @@ class Master:
             if presence is not None:
                 rows.append(presence[i])
                 vals.append(1.0)
+            for k in self.cuts_of_model.get(i, ()):
+                coefficient = self.cuts[k].coefficient(cov)
+                if coefficient > 0.0:
+                    rows.append(self.cut_rows[k])
+                    vals.append(coefficient)
         gpus = float(col.gpus)
         if col.type_index in self.inventory_rows:
             rows.append(self.inventory_rows[col.type_index])
@@ -209,7 +224,56 @@ class Master:
         n = len(cols)
         self.highs.addCols(n, np.array(costs, dtype=float), np.zeros(n), np.full(n, INF), len(rows),
                            np.array(starts, dtype=np.int32), np.array(rows, dtype=np.int32), np.array(vals, dtype=float))
+        for j, col in enumerate(cols, start=len(self.columns)):
+            for i in col.model_indices:
+                self.columns_of_model[i].append(j)
         self.columns += cols
+
+    def add_cuts(self, cuts: list[MirCut]) -> int:
+        """Add MIR cut rows over every column so far (later columns get their coefficients in
+        `column_entries`). Cuts that would leave the LP over the current columns infeasible
+        (tight inventory: they hold for every plan, but these columns may not reach them) are
+        taken out again. Returns the number kept."""
+        if not cuts:
+            return 0
+        first = self.first_pattern_col
+        before = len(self.cuts)
+        starts, index, values = [], [], []
+        for cut in cuts:
+            starts.append(len(index))
+            for j in self.columns_of_model[cut.model]:
+                col = self.columns[j]
+                coefficient = cut.coefficient(col.coverage_rps[col.model_indices.index(cut.model)])
+                if coefficient > 0.0:
+                    index.append(first + j)
+                    values.append(coefficient)
+        n = len(cuts)
+        self.highs.addRows(n, np.array([c.rhs for c in cuts]), np.full(n, INF), len(index),
+                           np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(values, dtype=float))
+        for cut in cuts:
+            self.cuts_of_model.setdefault(cut.model, []).append(len(self.cuts))
+            self.cuts.append(cut)
+            self.cut_rows.append(self._row)
+            self._row += 1
+        self._solved = False  # new rows: the next solve starts with the dual simplex
+        if self.solve_lp() is None:  # cannot happen for plans; the restricted columns may not reach a cut
+            self.highs.deleteRows(n, np.array(self.cut_rows[before:], dtype=np.int32))
+            for cut in self.cuts[before:]:
+                self.cuts_of_model[cut.model].pop()
+            del self.cuts[before:], self.cut_rows[before:]
+            self._row -= n
+            self.solve_lp()
+            return 0
+        return n
+
+    def support_by_model(self, x: np.ndarray) -> list[list[tuple[float, float]]]:
+        """Per model, (coverage, LP value) of the columns covering it with x > 0."""
+        out: list[list[tuple[float, float]]] = [[] for _ in self.index.models]
+        for j in np.nonzero(x > 1e-9)[0].tolist():
+            col = self.columns[j]
+            for i, cov in zip(col.model_indices, col.coverage_rps):
+                out[i].append((cov, float(x[j])))
+        return out
 
     @property
     def first_pattern_col(self) -> int:
@@ -241,6 +305,7 @@ class Master:
                                 for t in range(len(self.problem.gpu_types))]),
             tp_slots={key: float(row_dual[row]) for key, row in self.tp_rows.items()},
             budget=float(row_dual[self.budget_row]) if self.budget_row is not None else 0.0,
+            cuts=row_dual[np.array(self.cut_rows, dtype=np.int64)] if self.cut_rows else np.zeros(0),
         )
         value = self.highs.getInfo().objective_function_value
         served = col_value[self.served_cols] if self.served_cols is not None else None
@@ -253,6 +318,9 @@ class Master:
         value = 0.0
         for i, cov in zip(col.model_indices, col.coverage_rps):
             value += duals.demand[i] * cov + duals.presence[i]
+            for k in self.cuts_of_model.get(i, ()):
+                if k < len(duals.cuts):
+                    value += duals.cuts[k] * self.cuts[k].coefficient(cov)
         value += self.gpu_dual(col.type_index, col.gpus, duals) + col.cost_usd_per_hour * duals.budget
         return value
 
@@ -313,6 +381,9 @@ class Master:
             h.setSolution(sol)
         h.run()
         status = h.getModelStatus()
+        # the node limit is the work limit; the clock is a guard, and a plan it cut short may
+        # depend on the machine's load (callers report that as a time limit)
+        self.mip_stopped_by_clock = status == highspy.HighsModelStatus.kTimeLimit
         sol = h.getSolution()
         if not sol.value_valid:
             return None, math.nan, False

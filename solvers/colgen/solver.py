@@ -239,6 +239,8 @@ class ColumnGeneration:
             mip_limit_s = deadline - time.perf_counter() - BOUND_RESERVE_SHARE * limit
             counts, _, _ = master.solve_mip(max(0.05, mip_limit_s), settings.seed, start_counts)
             progress.mip_s += time.perf_counter() - t0
+            if master.mip_stopped_by_clock:  # not its node limit: the plan may depend on the clock
+                progress.hit_time_limit = True
             if counts is not None:
                 candidates.append(self._patterns(master, counts))
                 progress.mip_value = self._evaluate(problem, candidates[-1])[0]
