@@ -114,8 +114,10 @@ def mir_cell(row: dict) -> str:
 def render(rows: list[dict]) -> str:
     lines = ["# Where the packing gap sits", "",
              "`.venv/bin/python bench/bench_column_integrality.py` (see its docstring). $/h. The pattern MIP's",
-             "dual bound holds for plans made of colgen's generated patterns only; the proven bound holds for",
-             "every plan.", "",
+             "dual bound and the pattern LP with MIR cuts (solvers/colgen/mir_cuts.py) hold for plans made of",
+             "colgen's generated patterns only; the proven bound holds for every plan. The MIR column shows",
+             "that what the pattern LP misses is per-model rounding: the cuts reach the MIP's dual bound in",
+             "seconds (200 models) where HiGHS's MIP takes minutes.", "",
              "| scenario | colgen plan | proven bound (gap) | patterns | pattern LP | pattern LP + MIR cuts (cuts, rounds) | pattern MIP dual bound (s, nodes) | pattern MIP best | plan above it | it above the proven bound |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
