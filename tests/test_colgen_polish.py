@@ -98,3 +98,29 @@ def test_colgen_with_polish_is_feasible_deterministic_and_no_worse(seed):
         if not math.isnan(first.stats[earlier]):
             assert first.value <= first.stats[earlier] + 1e-3  # stats keep 3 decimals
     assert first.value == pytest.approx(first.stats["polish_value"], abs=1e-3)  # stats keep 3 decimals
+
+
+def test_integer_master_says_whether_its_clock_or_its_node_limit_stopped_it():
+    """Master.solve_mip stops on nodes (a work limit, same plan on any machine); when the
+    clock stops it first, mip_stopped_by_clock says so, and colgen reports time_limit."""
+    from solvers.colgen.columns import make_column
+    from solvers.colgen.master import Master
+
+    scenario = Scenario.model_validate(generate_scenario(40, 64, 4, 6))
+    problem = build_problem(scenario)
+    solver = ColumnGeneration()
+    solver.solve(problem, SolveSettings(time_limit_s=60))
+    index = Index.of(problem)
+    master = Master(problem, index)
+    columns = singleton_columns(problem, index) + [make_column(problem, index, p) for p in solver.patterns_seen]
+    seen, unique = set(), []
+    for col in columns:
+        if col.model_indices and col.pattern not in seen:
+            seen.add(col.pattern)
+            unique.append(col)
+    master.add_columns(unique)
+    master.solve_lp()
+    counts, _, _ = master.solve_mip(60.0, 0, max_nodes=1)
+    assert counts is not None and not master.mip_stopped_by_clock
+    master.solve_mip(1e-6, 0, max_nodes=10**9)  # HiGHS's floor of 0.05 s: far short of this MIP
+    assert master.mip_stopped_by_clock
