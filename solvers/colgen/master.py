@@ -231,9 +231,9 @@ class Master:
 
     def add_cuts(self, cuts: list[MirCut]) -> int:
         """Add MIR cut rows over every column so far (later columns get their coefficients in
-        `column_entries`). Cuts that would leave the LP over the current columns infeasible
-        (tight inventory: they hold for every plan, but these columns may not reach them) are
-        taken out again. Returns the number kept."""
+        `column_entries`). If the LP over the current columns is infeasible with them (tight
+        inventory: the cuts hold for every plan, but these columns may not reach them), the
+        whole batch is taken out again. Returns the number kept (all or none)."""
         if not cuts:
             return 0
         first = self.first_pattern_col
