@@ -321,7 +321,7 @@ class ColumnGeneration:
 
     def _generate(self, problem, index, master, pool, progress, stop_at, prove: bool, warm,
                   max_iterations: int = 400, thorough: bool = True, fills_per_cycle: int = 1,
-                  max_columns_per_type: int = 12):
+                  max_columns_per_type: int = 12, tail_iterations: int = TAIL_ITERATIONS):
         """Column generation until greedy pricing finds no column (or the iteration cap / the
         clock stops it); with `prove`, the LP value goes to stats (not proven: the pricing
         is heuristic). Returns (LP, nan, converged): the proven bound comes from
@@ -354,7 +354,7 @@ class ColumnGeneration:
                 converged = True
                 break
             history.append(lp.value)
-            if len(history) > TAIL_ITERATIONS and abs(history[-1 - TAIL_ITERATIONS] - lp.value) <= TAIL_TOLERANCE * max(1.0, abs(lp.value)):
+            if len(history) > tail_iterations and abs(history[-1 - tail_iterations] - lp.value) <= TAIL_TOLERANCE * max(1.0, abs(lp.value)):
                 progress.tailed_off += 1  # the LP has stopped moving: more columns are not worth the time
                 break
         if lp is not None and not converged:  # the last columns were added after the last solve

@@ -1,0 +1,301 @@
+"""Exact pricing of shared patterns: a proven upper bound on the best reduced profit of any
+shared pattern of a GPU type, and the knapsack picks that find columns the heuristic
+pricing (solvers.colgen.pricing) misses. Used by bench/bench_pricing_gap.py; colgen's own
+solve does not call it (see "Why not in colgen" below).
+
+For the master's duals (demand pi_m >= 0, presence rho_m >= 0, MIR cut duals, and the GPU-row
+and budget duals folded into a per-type constant c_t'), every plan costs at least
+
+    LP value - sum_t N_t * max(0, best reduced profit of a shared pattern of type t)
+
+(N_t: GPUs of type t a plan may use; every singleton is in the master, so only shared
+patterns can price out). This module bounds that best profit from above.
+
+A shared pattern's members (m, b) run round robin in a cycle D = sum of their batch times
+f l_m(b) (f: the type's interference factor); member m is worth
+pi_m min(r_m(b, D), d_m) + rho_m (+ its cuts' duals x g(coverage)), where the planned rate
+r_m(b, D) = planned_share(b, D) 1000 b / D does not increase with D and is 0 unless
+D + f l_m(b) <= slo_m. So within a band of cycles [D_lo, D_hi] every member is worth at most
+its value at max(D_lo, its own batch time), and the members' times fit in D_hi. Two upper
+bounds on that relaxation, both valid for every pattern whose cycle lies in the band:
+- `band_lagrangian_bound`: a price lam >= 0 on time (weak duality), exact batch times;
+  tight when picks have many small members;
+- `band_upper_bound`: a multiple-choice knapsack over time with times rounded down to cells
+  of D_hi / cells; tight when picks have few large members (LLMs).
+A Lagrangian price on memory (value - mu x GiB, plus mu x the GPU's memory) keeps memory in
+both. Bands are geometric and are halved (geometrically) while their bound exceeds the
+tolerance, down to a finest ratio; the type's bound is the largest over the final bands.
+
+Why not in colgen (measured, session 7, 2 cores): the bound over a band of ratio r
+overestimates a pattern's value by about r - 1 (capacity and rates both scale with the
+cycle), so proving a profit within 0.1% of a GPU's price needs bands of ratio ~1.001 wherever
+near-zero reduced costs sit, which at converged duals is most of the cycle range: at 50
+models 20,000 knapsacks per type left V100 and A100 unresolved. As a column finder it lowers
+the 200-model LP (1,299.8 -> 1,294.5) but not the plan (bench/bench_pricing_gap.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from planner.capacity import planned_share
+
+_planned_share = numba.njit(cache=True)(planned_share)  # the capacity rule, compiled unchanged
+
+START_BAND_RATIO = 2.0
+FINEST_BAND_RATIO = 1.0002
+BOUND_CELLS = 1024  # time cells per band in the bounding knapsack (times round down: a relaxation)
+MEMORY_PRICES = (0.0, 0.5, 1.0, 2.0)  # mu, x the type's constant per GiB of the GPU
+LAGRANGIAN_ITERATIONS = 60  # golden-section steps on the time price
+
+
+@numba.njit(cache=True)
+def band_upper_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv, demand, dual_demand,
+                     dual_presence, cut_start, cut_count, cut_delta, cut_frac, cut_dual, utilization, gpu_memory,
+                     memory_price, cells, chosen_batch):
+    """Upper bound on sum of member values (less memory_price x GiB, plus memory_price x the
+    GPU's memory) over every shared pattern with cycle in [d_lo, d_hi]; chosen_batch gets the
+    knapsack's best pick (batch per item, 0 = out). Members' MIR cuts: item i has cut_count[i]
+    cuts from cut_start[i], each worth cut_dual x g(coverage) with g the MIR function of
+    (cut_delta, cut_frac)."""
+    n = len(memory)
+    cell_ms = d_hi / cells
+    best = np.zeros(cells + 1)
+    take = np.zeros((n, cells + 1), dtype=np.int32)
+    opt_b = np.zeros(256, dtype=np.int64)
+    opt_c = np.zeros(256, dtype=np.int64)
+    opt_v = np.zeros(256)
+    for i in range(n):
+        chosen_batch[i] = 0
+        if dual_demand[i] <= 0.0 and dual_presence[i] <= 0.0 and cut_count[i] == 0:
+            continue
+        off = offsets[i]
+        m = 0
+        for b in range(1, lengths[i] + 1):
+            own = factor * raw[off + b - 1]
+            if own > d_hi or m >= 256:
+                continue
+            cycle = d_lo if d_lo > own else own
+            if cycle + own > slo[i] + 1e-9:
+                continue
+            rate = _planned_share(b, cycle, own, slo[i], cv[i], utilization) * 1000.0 * b / cycle
+            if rate <= 0.0:
+                continue
+            cover = rate if rate < demand[i] else demand[i]
+            value = dual_demand[i] * cover + dual_presence[i] - memory_price * memory[i]
+            for k in range(cut_start[i], cut_start[i] + cut_count[i]):
+                a = cover / cut_delta[k]
+                whole = math.floor(a + 1e-12)
+                part = (a - whole) / cut_frac[k]
+                value += cut_dual[k] * (whole + (part if part < 1.0 else 1.0))
+            if value <= 1e-12:
+                continue
+            opt_b[m] = b
+            opt_c[m] = int(math.floor(own / cell_ms + 1e-12))
+            opt_v[m] = value
+            m += 1
+        if m == 0:
+            continue
+        new = best.copy()
+        for c in range(cells, -1, -1):
+            for j in range(m):
+                need = opt_c[j]
+                if need <= c:
+                    cand = best[c - need] + opt_v[j]
+                    if cand > new[c] + 1e-12:
+                        new[c] = cand
+                        take[i, c] = opt_b[j]
+        best = new
+    c = cells
+    for i in range(n - 1, -1, -1):
+        b = take[i, c]
+        if b > 0:
+            chosen_batch[i] = b
+            c -= int(math.floor(factor * raw[offsets[i] + b - 1] / cell_ms + 1e-12))
+    return best[cells] + memory_price * gpu_memory
+
+
+@numba.njit(cache=True)
+def band_lagrangian_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv, demand, dual_demand,
+                          dual_presence, cut_start, cut_count, cut_delta, cut_frac, cut_dual, utilization, gpu_memory,
+                          memory_price, iterations):
+    """The same bound as `band_upper_bound` with exact batch times and no knapsack: for any
+    price lam >= 0 on time, sum_i max(0, max_b value_ib - lam time_ib) + lam d_hi bounds every
+    pick whose times fit d_hi (weak duality); minimised over lam by golden-section search (the
+    function is convex in lam). Tight when picks have many small members, where rounding times
+    down to cells is not."""
+    n = len(memory)
+    total = 0
+    for i in range(n):
+        total += lengths[i]
+    opt_i = np.zeros(total, dtype=np.int64)
+    opt_t = np.zeros(total)
+    opt_v = np.zeros(total)
+    m = 0
+    top_ratio = 0.0
+    for i in range(n):
+        if dual_demand[i] <= 0.0 and dual_presence[i] <= 0.0 and cut_count[i] == 0:
+            continue
+        off = offsets[i]
+        for b in range(1, lengths[i] + 1):
+            own = factor * raw[off + b - 1]
+            if own > d_hi:
+                continue
+            cycle = d_lo if d_lo > own else own
+            if cycle + own > slo[i] + 1e-9:
+                continue
+            rate = _planned_share(b, cycle, own, slo[i], cv[i], utilization) * 1000.0 * b / cycle
+            if rate <= 0.0:
+                continue
+            cover = rate if rate < demand[i] else demand[i]
+            value = dual_demand[i] * cover + dual_presence[i] - memory_price * memory[i]
+            for k in range(cut_start[i], cut_start[i] + cut_count[i]):
+                a = cover / cut_delta[k]
+                whole = math.floor(a + 1e-12)
+                part = (a - whole) / cut_frac[k]
+                value += cut_dual[k] * (whole + (part if part < 1.0 else 1.0))
+            if value <= 1e-12:
+                continue
+            opt_i[m] = i
+            opt_t[m] = own
+            opt_v[m] = value
+            m += 1
+            if value / own > top_ratio:
+                top_ratio = value / own
+    best_item = np.zeros(n)
+
+    def dual(lam):
+        for i in range(n):
+            best_item[i] = 0.0
+        for j in range(m):
+            v = opt_v[j] - lam * opt_t[j]
+            if v > best_item[opt_i[j]]:
+                best_item[opt_i[j]] = v
+        out = lam * d_hi
+        for i in range(n):
+            out += best_item[i]
+        return out
+
+    lo = 0.0
+    hi = top_ratio * (1.0 + 1e-9)
+    golden = 0.6180339887498949
+    a = hi - golden * (hi - lo)
+    c = lo + golden * (hi - lo)
+    fa = dual(a)
+    fc = dual(c)
+    best = min(dual(lo), dual(hi), fa, fc)
+    for _ in range(iterations):
+        if fa <= fc:
+            hi = c
+            c = a
+            fc = fa
+            a = hi - golden * (hi - lo)
+            fa = dual(a)
+        else:
+            lo = a
+            a = c
+            fa = fc
+            c = lo + golden * (hi - lo)
+            fc = dual(c)
+        best = min(best, fa, fc)
+    return best + memory_price * gpu_memory
+
+
+@dataclass
+class TypeProof:
+    """What exact pricing proved for one GPU type."""
+
+    type_index: int
+    profit_bound: float  # >= the best reduced profit (constant - value < 0 <=> profit > 0) of any shared pattern
+    bands: int  # knapsacks solved
+    picks: list = field(default_factory=list)  # (positions, batches) of knapsack picks worth evaluating
+
+
+@dataclass(frozen=True)
+class CutTerms:
+    """MIR cut duals per item of one type, flattened for compiled code."""
+
+    start: np.ndarray
+    count: np.ndarray
+    delta: np.ndarray
+    frac: np.ndarray
+    dual: np.ndarray
+
+    @classmethod
+    def none(cls, n: int) -> CutTerms:
+        return cls(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.ones(1), np.ones(1), np.zeros(1))
+
+
+def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.ndarray, dual_presence: np.ndarray,
+               constant: float, utilization: float, tolerance: float, cuts: CutTerms | None = None,
+               start_ratio: float = START_BAND_RATIO, finest_ratio: float = FINEST_BAND_RATIO,
+               cells: int = BOUND_CELLS, max_knapsacks: int = 20000) -> TypeProof:
+    """Bound the best reduced profit (value - constant) of any shared pattern of one type
+    (`it`, `flat`: solvers.colgen.columns.TypeItems and pricing.FlatLatencies of the type;
+    per item: arrival cv, demand, demand and presence duals).
+
+    Bands start at `start_ratio`; a band whose bound is within `tolerance` of zero profit is
+    done, others are halved down to `finest_ratio` (or until `max_knapsacks` bounds were
+    computed, a work limit), where their bound stands. Returns the largest bound over the
+    final bands and the knapsack picks of the bands left above the tolerance (candidate
+    columns: the caller evaluates them as real patterns)."""
+    n = len(it.model_indices)
+    cuts = cuts or CutTerms.none(n)
+    f = it.interference_factor
+    raw = flat.raw
+    firsts = np.array([raw[flat.offsets[i]] for i in range(n)]) * f
+    if n == 0:
+        return TypeProof(it.type_index, -math.inf, 0)
+    d_min = float(np.min(firsts))
+    d_max = float(np.max(it.slo_ms - firsts))
+    if d_max < d_min:
+        return TypeProof(it.type_index, -math.inf, 0)
+    chosen = np.zeros(n, dtype=np.int64)
+    stack = []
+    lo = d_min
+    while lo < d_max:
+        stack.append((lo, min(lo * start_ratio, d_max * (1 + 1e-12))))
+        lo *= start_ratio
+    worst = -math.inf
+    solved = 0
+    picks = []
+    prices = [q * max(constant, 0.0) / it.memory_gib for q in MEMORY_PRICES]
+    while stack:
+        lo, hi = stack.pop()
+        bound = math.inf
+        pick = None
+        for price in prices:
+            value = band_lagrangian_bound(lo, hi, f, raw, flat.offsets, flat.lengths, it.memory_per_gpu_gib, it.slo_ms,
+                                          cv, demand, dual_demand, dual_presence, cuts.start, cuts.count, cuts.delta,
+                                          cuts.frac, cuts.dual, utilization, it.memory_gib, price, LAGRANGIAN_ITERATIONS)
+            solved += 1
+            if value - constant <= tolerance:
+                bound = min(bound, value)
+                break
+            value = min(value, band_upper_bound(lo, hi, f, raw, flat.offsets, flat.lengths, it.memory_per_gpu_gib, it.slo_ms, cv,
+                                     demand, dual_demand, dual_presence, cuts.start, cuts.count, cuts.delta, cuts.frac,
+                                     cuts.dual, utilization, it.memory_gib, price, cells, chosen))
+            solved += 1
+            if value < bound:
+                bound = value
+                pick = chosen.copy()
+            if bound - constant <= tolerance:
+                break
+        profit = bound - constant
+        if profit <= tolerance:
+            worst = max(worst, profit)
+            continue
+        if hi / lo > finest_ratio and solved < max_knapsacks:
+            mid = math.sqrt(lo * hi)
+            stack.append((lo, mid))
+            stack.append((mid, hi))
+            continue
+        worst = max(worst, profit)
+        positions = np.nonzero(pick > 0)[0]
+        if len(positions) >= 2:
+            picks.append((positions, pick[positions]))
+    return TypeProof(it.type_index, worst, solved, picks)
