@@ -73,7 +73,8 @@ def test_band_bounds_hold_for_every_real_pattern_in_the_band(number, seed):
     for it, flat, demand, cv in zip(pricer.items, pricer.flat, pricer.demand, pricer.cv):
         terms = _cut_terms(it, cuts)
         chosen = np.zeros(len(it.model_indices), dtype=np.int64)
-        for pattern in (p for p in shared if p.gpu_type == it.gpu_type):
+        of_type = [p for p in shared if p.gpu_type == it.gpu_type]
+        for pattern in of_type[::max(1, len(of_type) // 200)]:  # up to ~200 a type, spread over the list
             value = _value(problem, index, pattern, dual_demand, dual_presence, cuts)
             cycle = pattern.cycle_ms
             for lo, hi in ((cycle, cycle), (cycle / 1.3, cycle * 1.01), (cycle * 0.999, cycle * 2.0)):
