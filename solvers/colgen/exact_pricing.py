@@ -43,6 +43,8 @@ import numba
 import numpy as np
 
 from planner.capacity import planned_share
+from solvers.colgen.mir_cuts import mir_coefficient
+from solvers.colgen.pricing import add_choice_group
 
 _planned_share = numba.njit(cache=True)(planned_share)  # the capacity rule, compiled unchanged
 
@@ -51,6 +53,25 @@ FINEST_BAND_RATIO = 1.0002
 BOUND_CELLS = 1024  # time cells per band in the bounding knapsack (times round down: a relaxation)
 MEMORY_PRICES = (0.0, 0.5, 1.0, 2.0)  # mu, x the type's constant per GiB of the GPU
 LAGRANGIAN_ITERATIONS = 60  # golden-section steps on the time price
+
+
+@numba.njit(cache=True)
+def _member_bound(i, b, own, d_lo, slo, cv, demand, dual_demand, dual_presence, cut_start, cut_count, cut_delta,
+                  cut_frac, cut_dual, utilization, memory_price, memory):
+    """At least what item i with batch b (time `own`) is worth on a GPU whose cycle is at
+    least d_lo: its value at max(d_lo, own), less memory_price x its memory; 0 when no such
+    cycle meets its SLO or the rule gives it no rate."""
+    cycle = d_lo if d_lo > own else own
+    if cycle + own > slo[i] + 1e-9:
+        return 0.0
+    rate = _planned_share(b, cycle, own, slo[i], cv[i], utilization) * 1000.0 * b / cycle
+    if rate <= 0.0:
+        return 0.0
+    cover = rate if rate < demand[i] else demand[i]
+    value = dual_demand[i] * cover + dual_presence[i] - memory_price * memory[i]
+    for k in range(cut_start[i], cut_start[i] + cut_count[i]):
+        value += cut_dual[k] * mir_coefficient(cover, cut_delta[k], cut_frac[k])
+    return value
 
 
 @numba.njit(cache=True)
@@ -79,19 +100,8 @@ def band_upper_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv,
             own = factor * raw[off + b - 1]
             if own > d_hi or m >= 256:
                 continue
-            cycle = d_lo if d_lo > own else own
-            if cycle + own > slo[i] + 1e-9:
-                continue
-            rate = _planned_share(b, cycle, own, slo[i], cv[i], utilization) * 1000.0 * b / cycle
-            if rate <= 0.0:
-                continue
-            cover = rate if rate < demand[i] else demand[i]
-            value = dual_demand[i] * cover + dual_presence[i] - memory_price * memory[i]
-            for k in range(cut_start[i], cut_start[i] + cut_count[i]):
-                a = cover / cut_delta[k]
-                whole = math.floor(a + 1e-12)
-                part = (a - whole) / cut_frac[k]
-                value += cut_dual[k] * (whole + (part if part < 1.0 else 1.0))
+            value = _member_bound(i, b, own, d_lo, slo, cv, demand, dual_demand, dual_presence, cut_start, cut_count,
+                                  cut_delta, cut_frac, cut_dual, utilization, memory_price, memory)
             if value <= 1e-12:
                 continue
             opt_b[m] = b
@@ -100,16 +110,7 @@ def band_upper_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv,
             m += 1
         if m == 0:
             continue
-        new = best.copy()
-        for c in range(cells, -1, -1):
-            for j in range(m):
-                need = opt_c[j]
-                if need <= c:
-                    cand = best[c - need] + opt_v[j]
-                    if cand > new[c] + 1e-12:
-                        new[c] = cand
-                        take[i, c] = opt_b[j]
-        best = new
+        best = add_choice_group(best, take[i], opt_b, opt_c, opt_v, m, cells)
     c = cells
     for i in range(n - 1, -1, -1):
         b = take[i, c]
@@ -145,19 +146,8 @@ def band_lagrangian_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo
             own = factor * raw[off + b - 1]
             if own > d_hi:
                 continue
-            cycle = d_lo if d_lo > own else own
-            if cycle + own > slo[i] + 1e-9:
-                continue
-            rate = _planned_share(b, cycle, own, slo[i], cv[i], utilization) * 1000.0 * b / cycle
-            if rate <= 0.0:
-                continue
-            cover = rate if rate < demand[i] else demand[i]
-            value = dual_demand[i] * cover + dual_presence[i] - memory_price * memory[i]
-            for k in range(cut_start[i], cut_start[i] + cut_count[i]):
-                a = cover / cut_delta[k]
-                whole = math.floor(a + 1e-12)
-                part = (a - whole) / cut_frac[k]
-                value += cut_dual[k] * (whole + (part if part < 1.0 else 1.0))
+            value = _member_bound(i, b, own, d_lo, slo, cv, demand, dual_demand, dual_presence, cut_start, cut_count,
+                                  cut_delta, cut_frac, cut_dual, utilization, memory_price, memory)
             if value <= 1e-12:
                 continue
             opt_i[m] = i

@@ -237,6 +237,23 @@ def _greedy_fills(targets, fills_per_cycle, factor, flat, raw, offsets, lengths,
 
 
 @numba.njit(cache=True)
+def add_choice_group(best, take_row, choice_b, choice_c, choice_v, m, cells):
+    """One group of a multiple-choice knapsack over time cells: `best[c]` (the best value
+    within c cells over the groups so far) with at most one of the group's m choices (batch,
+    cells, value) added; `take_row[c]` records the batch taken at c. Returns the new best."""
+    new = best.copy()
+    for c in range(cells, -1, -1):
+        for j in range(m):
+            need = choice_c[j]
+            if need <= c:
+                cand = best[c - need] + choice_v[j]
+                if cand > new[c] + 1e-12:
+                    new[c] = cand
+                    take_row[c] = choice_b[j]
+    return new
+
+
+@numba.njit(cache=True)
 def _dp_fill(cycle_ms, factor, flat, offsets, lengths, memory, slo, cv, demand, dual_demand, dual_presence,
              utilization, gpu_memory, memory_price, cells, chosen_batch):
     """Fill one GPU for a cycle target by dynamic programming over time; chosen_batch[i] > 0
@@ -284,16 +301,7 @@ def _dp_fill(cycle_ms, factor, flat, offsets, lengths, memory, slo, cv, demand, 
                 break
         if m == 0:
             continue
-        new = best.copy()
-        for c in range(cells, -1, -1):
-            for j in range(m):
-                need = choice_c[j]
-                if need <= c:
-                    cand = best[c - need] + choice_v[j]
-                    if cand > new[c] + 1e-12:
-                        new[c] = cand
-                        take[i, c] = choice_b[j]
-        best = new
+        best = add_choice_group(best, take[i], choice_b, choice_c, choice_v, m, cells)
     c = cells
     for i in range(n - 1, -1, -1):
         b = take[i, c]
