@@ -234,12 +234,12 @@ def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.nda
     final bands and the knapsack picks of the bands left above the tolerance (candidate
     columns: the caller evaluates them as real patterns)."""
     n = len(it.model_indices)
+    if n == 0:
+        return TypeProof(it.type_index, -math.inf, 0)
     cuts = cuts or CutTerms.none(n)
     f = it.interference_factor
     raw = flat.raw
-    firsts = np.array([raw[flat.offsets[i]] for i in range(n)]) * f
-    if n == 0:
-        return TypeProof(it.type_index, -math.inf, 0)
+    firsts = np.array([raw[flat.offsets[i]] for i in range(n)]) * f  # every cycle is at least one batch
     d_min = float(np.min(firsts))
     d_max = float(np.max(it.slo_ms - firsts))
     if d_max < d_min:
