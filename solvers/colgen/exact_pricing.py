@@ -75,6 +75,38 @@ def _member_bound(i, b, own, d_lo, slo, cv, demand, dual_demand, dual_presence, 
 
 
 @numba.njit(cache=True)
+def _band_options(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv, demand, dual_demand, dual_presence,
+                  cut_start, cut_count, cut_delta, cut_frac, cut_dual, utilization, memory_price):
+    """Every (item, batch) a pattern with cycle in [d_lo, d_hi] may hold, worth more than 0 by
+    `_member_bound`: (item, batch, time, value) arrays in item order, and their count."""
+    total = 0
+    for i in range(len(memory)):
+        total += lengths[i]
+    opt_i = np.zeros(total, dtype=np.int64)
+    opt_b = np.zeros(total, dtype=np.int64)
+    opt_t = np.zeros(total)
+    opt_v = np.zeros(total)
+    m = 0
+    for i in range(len(memory)):
+        if dual_demand[i] <= 0.0 and dual_presence[i] <= 0.0 and cut_count[i] == 0:
+            continue
+        for b in range(1, lengths[i] + 1):
+            own = factor * raw[offsets[i] + b - 1]
+            if own > d_hi:
+                continue
+            value = _member_bound(i, b, own, d_lo, slo, cv, demand, dual_demand, dual_presence, cut_start, cut_count,
+                                  cut_delta, cut_frac, cut_dual, utilization, memory_price, memory)
+            if value <= 1e-12:
+                continue
+            opt_i[m] = i
+            opt_b[m] = b
+            opt_t[m] = own
+            opt_v[m] = value
+            m += 1
+    return opt_i, opt_b, opt_t, opt_v, m
+
+
+@numba.njit(cache=True)
 def band_upper_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv, demand, dual_demand,
                      dual_presence, cut_start, cut_count, cut_delta, cut_frac, cut_dual, utilization, gpu_memory,
                      memory_price, cells, chosen_batch):
@@ -83,41 +115,48 @@ def band_upper_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv,
     knapsack's best pick (batch per item, 0 = out). Members' MIR cuts: item i has cut_count[i]
     cuts from cut_start[i], each worth cut_dual x g(coverage) with g the MIR function of
     (cut_delta, cut_frac)."""
-    n = len(memory)
+    opt_i, opt_b, opt_t, opt_v, m = _band_options(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv, demand,
+                                                  dual_demand, dual_presence, cut_start, cut_count, cut_delta, cut_frac,
+                                                  cut_dual, utilization, memory_price)
+    return _knapsack_bound(opt_i, opt_b, opt_t, opt_v, m, len(memory), d_hi, cells, chosen_batch) \
+        + memory_price * gpu_memory
+
+
+@numba.njit(cache=True)
+def _knapsack_bound(opt_i, opt_b, opt_t, opt_v, m, n, d_hi, cells, chosen_batch):
+    """The best sum of option values, at most one option per item, whose times rounded down
+    to cells of d_hi / cells fit `cells`; chosen_batch gets the pick."""
     cell_ms = d_hi / cells
+    opt_c = np.zeros(m, dtype=np.int64)
+    for j in range(m):
+        opt_c[j] = int(math.floor(opt_t[j] / cell_ms + 1e-12))
     best = np.zeros(cells + 1)
     take = np.zeros((n, cells + 1), dtype=np.int32)
-    opt_b = np.zeros(256, dtype=np.int64)
-    opt_c = np.zeros(256, dtype=np.int64)
-    opt_v = np.zeros(256)
     for i in range(n):
         chosen_batch[i] = 0
-        if dual_demand[i] <= 0.0 and dual_presence[i] <= 0.0 and cut_count[i] == 0:
-            continue
-        off = offsets[i]
-        m = 0
-        for b in range(1, lengths[i] + 1):
-            own = factor * raw[off + b - 1]
-            if own > d_hi or m >= 256:
-                continue
-            value = _member_bound(i, b, own, d_lo, slo, cv, demand, dual_demand, dual_presence, cut_start, cut_count,
-                                  cut_delta, cut_frac, cut_dual, utilization, memory_price, memory)
-            if value <= 1e-12:
-                continue
-            opt_b[m] = b
-            opt_c[m] = int(math.floor(own / cell_ms + 1e-12))
-            opt_v[m] = value
-            m += 1
-        if m == 0:
-            continue
-        best = add_choice_group(best, take[i], opt_b, opt_c, opt_v, m, cells)
+    first = 0
+    while first < m:  # one group per item: its options are consecutive
+        last = first
+        while last < m and opt_i[last] == opt_i[first]:
+            last += 1
+        best = add_choice_group(best, take[opt_i[first]], opt_b[first:last], opt_c[first:last], opt_v[first:last],
+                                last - first, cells)
+        first = last
     c = cells
-    for i in range(n - 1, -1, -1):
-        b = take[i, c]
+    last = m
+    while last > 0:  # walk the groups back, last item first
+        first = last - 1
+        while first > 0 and opt_i[first - 1] == opt_i[last - 1]:
+            first -= 1
+        b = take[opt_i[first], c]
         if b > 0:
-            chosen_batch[i] = b
-            c -= int(math.floor(factor * raw[offsets[i] + b - 1] / cell_ms + 1e-12))
-    return best[cells] + memory_price * gpu_memory
+            chosen_batch[opt_i[first]] = b
+            for j in range(first, last):
+                if opt_b[j] == b:
+                    c -= opt_c[j]
+                    break
+        last = first
+    return best[cells]
 
 
 @numba.njit(cache=True)
@@ -129,33 +168,19 @@ def band_lagrangian_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo
     pick whose times fit d_hi (weak duality); minimised over lam by golden-section search (the
     function is convex in lam). Tight when picks have many small members, where rounding times
     down to cells is not."""
-    n = len(memory)
-    total = 0
-    for i in range(n):
-        total += lengths[i]
-    opt_i = np.zeros(total, dtype=np.int64)
-    opt_t = np.zeros(total)
-    opt_v = np.zeros(total)
-    m = 0
+    opt_i, _, opt_t, opt_v, m = _band_options(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo, cv, demand,
+                                              dual_demand, dual_presence, cut_start, cut_count, cut_delta, cut_frac,
+                                              cut_dual, utilization, memory_price)
+    return _lagrangian_bound(opt_i, opt_t, opt_v, m, len(memory), d_hi, iterations) + memory_price * gpu_memory
+
+
+@numba.njit(cache=True)
+def _lagrangian_bound(opt_i, opt_t, opt_v, m, n, d_hi, iterations):
+    """min over lam >= 0 of sum_i max(0, max over item i's options of value - lam time) + lam d_hi."""
     top_ratio = 0.0
-    for i in range(n):
-        if dual_demand[i] <= 0.0 and dual_presence[i] <= 0.0 and cut_count[i] == 0:
-            continue
-        off = offsets[i]
-        for b in range(1, lengths[i] + 1):
-            own = factor * raw[off + b - 1]
-            if own > d_hi:
-                continue
-            value = _member_bound(i, b, own, d_lo, slo, cv, demand, dual_demand, dual_presence, cut_start, cut_count,
-                                  cut_delta, cut_frac, cut_dual, utilization, memory_price, memory)
-            if value <= 1e-12:
-                continue
-            opt_i[m] = i
-            opt_t[m] = own
-            opt_v[m] = value
-            m += 1
-            if value / own > top_ratio:
-                top_ratio = value / own
+    for j in range(m):
+        if opt_v[j] / opt_t[j] > top_ratio:
+            top_ratio = opt_v[j] / opt_t[j]
     best_item = np.zeros(n)
 
     def dual(lam):
@@ -192,7 +217,7 @@ def band_lagrangian_bound(d_lo, d_hi, factor, raw, offsets, lengths, memory, slo
             c = lo + golden * (hi - lo)
             fc = dual(c)
         best = min(best, fa, fc)
-    return best + memory_price * gpu_memory
+    return best
 
 
 @dataclass
@@ -259,16 +284,17 @@ def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.nda
         bound = math.inf
         pick = None
         for price in prices:
-            value = band_lagrangian_bound(lo, hi, f, raw, flat.offsets, flat.lengths, it.memory_per_gpu_gib, it.slo_ms,
-                                          cv, demand, dual_demand, dual_presence, cuts.start, cuts.count, cuts.delta,
-                                          cuts.frac, cuts.dual, utilization, it.memory_gib, price, LAGRANGIAN_ITERATIONS)
+            options = _band_options(lo, hi, f, raw, flat.offsets, flat.lengths, it.memory_per_gpu_gib, it.slo_ms, cv,
+                                    demand, dual_demand, dual_presence, cuts.start, cuts.count, cuts.delta, cuts.frac,
+                                    cuts.dual, utilization, price)
+            opt_i, opt_b, opt_t, opt_v, m = options
+            held = price * it.memory_gib  # the memory price's constant term
+            value = _lagrangian_bound(opt_i, opt_t, opt_v, m, n, hi, LAGRANGIAN_ITERATIONS) + held
             solved += 1
             if value - constant <= tolerance:
                 bound = min(bound, value)
                 break
-            value = min(value, band_upper_bound(lo, hi, f, raw, flat.offsets, flat.lengths, it.memory_per_gpu_gib, it.slo_ms, cv,
-                                     demand, dual_demand, dual_presence, cuts.start, cuts.count, cuts.delta, cuts.frac,
-                                     cuts.dual, utilization, it.memory_gib, price, cells, chosen))
+            value = min(value, _knapsack_bound(opt_i, opt_b, opt_t, opt_v, m, n, hi, cells, chosen) + held)
             solved += 1
             if value < bound:
                 bound = value
