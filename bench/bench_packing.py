@@ -73,7 +73,7 @@ def run_one(scenario, problem, name: str, time_limit_s: float, seed: int) -> dic
         if violations:
             row["violations"] = violations[:3]
     if result.stats:
-        row["stats"] = {k: v for k, v in result.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        row["stats"] = {k: v for k, v in result.stats.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool) and v != ""}
     return row
 
 

@@ -61,12 +61,15 @@ class FixedGpus:
 
 
 def dive(problem: PlacementProblem, index: Index, support: list[Pattern], generate, deadline: float,
-         round_up_share: float = 0.5, finish_grace_s: float | None = None) -> tuple[PatternCount, ...] | None:
+         round_up_share: float = 0.5, finish_grace_s: float | None = None,
+         disjoint_round_ups: bool = False) -> tuple[PatternCount, ...] | None:
     """Fix GPUs round by round until all demand is covered; None if the dive gets stuck.
 
     `support`: the patterns the whole problem's LP uses; each round passes on its own.
     `generate(index, master, columns, stop_at, hurry)` runs column generation on a residual
     master (one iteration when `hurry`: the dive is short of time).
+    With `disjoint_round_ups`, a round rounds up only columns that share no model, largest
+    LP value first (see `disjoint_by_value`): more rounds, fewer models covered twice.
     Past the deadline the dive finishes without pricing: rounds over the known columns that
     fix whole GPUs and round up fractions of at least ROUND_UP_MIN (or the largest), for
     `finish_grace_s` (FINISH_GRACE_SHARE of the dive's window by default); then one last
@@ -134,6 +137,9 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
             # times over and exhausted the inventory (1,000 models cut by the clock: no plan)
             steps = [(j, int(whole[j]), False) for j in range(len(x))]
             steps += [(j, 1, True) for j in sorted(round_up, key=lambda j: (-x[j], j))]
+        elif disjoint_round_ups:
+            steps = [(j, int(whole[j]), False) for j in range(len(x))]
+            steps += [(j, 1, False) for j in disjoint_by_value(round_up, x, [sub.columns[j].model_indices for j in range(len(x))])]
         else:
             steps = [(j, int(whole[j]) + (1 if j in round_up else 0), False) for j in range(len(x))]
         for j, times, only_if_needed in steps:
@@ -149,6 +155,22 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
             progress_made = True
         if not progress_made:
             return complete_with_singletons(problem, rest, fixed) if finishing else None
+
+
+def disjoint_by_value(round_up: set[int], x: np.ndarray, models_of: list) -> list[int]:
+    """The columns of `round_up` to round up in one round, largest LP value first, each only
+    if it shares no model with one taken before it. Rounding up two fractional columns that
+    hold the same model covers that model twice where the LP split it between them; the
+    next round's LP, with that column fixed, places the rest of the model better."""
+    taken: set[int] = set()
+    chosen = []
+    for j in sorted(round_up, key=lambda j: (-x[j], j)):
+        models = set(models_of[j])
+        if models & taken:
+            continue
+        taken |= models
+        chosen.append(j)
+    return chosen
 
 
 def complete_with_singletons(problem: PlacementProblem, rest: Index, fixed: FixedGpus) -> tuple[PatternCount, ...] | None:

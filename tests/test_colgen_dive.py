@@ -1,0 +1,87 @@
+"""The dive's round-ups (solvers/colgen/dive.py): with disjoint round-ups a round rounds up
+only columns that share no model, largest LP value first, and the solver takes that dive
+where its rule says so (solvers/colgen/solver.py, CAREFUL_DISJOINT_DIVE)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.generate import generate_scenario
+from planner.plan import extract_plan
+from planner.problem import SolveSettings, build_problem
+from planner.scenario import Scenario
+from planner.verify import verify_plan
+from solvers.colgen import solver as colgen
+from solvers.colgen.dive import disjoint_by_value
+from solvers.colgen.solver import ColumnGeneration
+
+
+@st.composite
+def fractional_columns(draw):
+    n = draw(st.integers(1, 12))
+    models_of = [draw(st.lists(st.integers(0, 7), min_size=1, max_size=4, unique=True)) for _ in range(n)]
+    x = np.array([draw(st.floats(0.05, 0.99)) for _ in range(n)])
+    round_up = set(draw(st.lists(st.integers(0, n - 1), min_size=1, unique=True)))
+    return round_up, x, models_of
+
+
+@settings(max_examples=200, deadline=None)
+@given(fractional_columns())
+def test_disjoint_round_ups_share_no_model_and_leave_out_only_overlaps(case):
+    """The chosen columns come from `round_up`, hold no model twice, include the largest LP
+    value, and every column left out shares a model with a chosen one of no smaller value."""
+    round_up, x, models_of = case
+    chosen = disjoint_by_value(round_up, x, models_of)
+    assert set(chosen) <= round_up
+    held = [m for j in chosen for m in models_of[j]]
+    assert len(held) == len(set(held))
+    top = max(round_up, key=lambda j: (x[j], -j))
+    assert top in chosen
+    for j in round_up - set(chosen):
+        assert any(set(models_of[j]) & set(models_of[k]) and x[k] >= x[j] for k in chosen)
+
+
+def test_disjoint_round_ups_keep_the_order_of_lp_values():
+    x = np.array([0.6, 0.9, 0.7, 0.8])
+    models_of = [[0], [0, 1], [2], [1, 3]]
+    # 1 (0.9) first; 3 shares model 1, 0 shares model 0; 2 is free
+    assert disjoint_by_value({0, 1, 2, 3}, x, models_of) == [1, 2]
+
+
+def test_the_dive_rule_goes_by_model_count_and_time_limit():
+    """Disjoint round-ups only where no polish follows and the time limit gives each model
+    DISJOINT_DIVE_S_PER_MODEL; the careful dive elsewhere up to CAREFUL_DIVE_MAX_MODELS."""
+    per_model = colgen.DISJOINT_DIVE_S_PER_MODEL
+    assert colgen.dive_settings(50, 10.0) is colgen.CAREFUL_DIVE  # polish follows
+    assert colgen.dive_settings(colgen.POLISH_MAX_MODELS, 1000.0) is colgen.CAREFUL_DIVE
+    assert colgen.dive_settings(200, 200 * per_model) is colgen.CAREFUL_DISJOINT_DIVE
+    assert colgen.dive_settings(200, 0.9 * 200 * per_model) is colgen.CAREFUL_DIVE
+    assert colgen.dive_settings(colgen.CAREFUL_DIVE_MAX_MODELS, 1000.0) is colgen.CAREFUL_DISJOINT_DIVE
+    assert colgen.dive_settings(1000, 60.0) is colgen.FAST_DIVE
+    assert colgen.dive_settings(1000, 30.0) is colgen.HASTY_DIVE
+    assert colgen.CAREFUL_DISJOINT_DIVE.disjoint_round_ups and not colgen.CAREFUL_DIVE.disjoint_round_ups
+
+
+@pytest.mark.slow
+def test_disjoint_dive_plans_pass_verify_plan_and_repeat():
+    """Above POLISH_MAX_MODELS with time enough, colgen dives with disjoint round-ups; its
+    plan passes verify_plan, no baseline in the run is cheaper, and a second run gives the
+    same plan."""
+    from solvers.registry import get_solver
+
+    models = colgen.POLISH_MAX_MODELS + 20
+    scenario = Scenario.model_validate(generate_scenario(models, 256, 5, 1))
+    problem = build_problem(scenario)
+    limit_s = 4 * colgen.DISJOINT_DIVE_S_PER_MODEL * models + 10
+    first = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=limit_s))
+    assert first.stats["dive_rule"] == "careful-disjoint"
+    assert not first.stats["hit_time_limit"]
+    assert verify_plan(scenario, extract_plan(problem, first)) == []
+    second = ColumnGeneration().solve(build_problem(scenario), SolveSettings(time_limit_s=limit_s))
+    assert second.patterns == first.patterns
+    one_per_gpu = get_solver("one-per-gpu").solve(problem, SolveSettings(time_limit_s=5))
+    if one_per_gpu.patterns:
+        assert first.value <= one_per_gpu.value + 1e-6
