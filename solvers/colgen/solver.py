@@ -180,6 +180,10 @@ class ColumnGeneration:
     description = "column generation over GPU patterns: sharing, TP groups, proven bound"
     patterns_seen: tuple = ()  # after a solve: every pattern it generated, in the order found
 
+    def __init__(self, dive: DiveSettings | None = None):
+        """`dive`: these dive settings whatever `dive_settings` says (bench/bench_dive_rules.py)."""
+        self.dive = dive
+
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
         index = Index.of(problem)
@@ -226,8 +230,8 @@ class ColumnGeneration:
             x = np.zeros(len(master.columns))
             x[: len(lp.x)] = lp.x
             support = [c.pattern for c, v in zip(master.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
-            for how in [dive_settings(len(index.models), settings.time_limit_s)]:
-                progress.dive_rule = DIVE_RULES[how]
+            for how in [self.dive or dive_settings(len(index.models), settings.time_limit_s)]:
+                progress.dive_rule = DIVE_RULES.get(how, "custom")
                 t0 = time.perf_counter()
 
                 def regenerate(rest, sub, columns, stop_at, hurry, how=how):

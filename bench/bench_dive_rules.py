@@ -1,0 +1,107 @@
+"""Which dive rounds best: colgen as it chooses (solvers.colgen.solver.dive_settings) against
+colgen forced to the careful dive without disjoint round-ups, on the same generated
+instances in one run.
+
+Instances come from `planner.generate.generate_scenario` (seeded): 200 models on 512 GPUs of
+6 types at 10 s (the issue's goal size and limit), 400 models on 1,024 GPUs of 6 types at
+20 s, and the fleet-200x512 scenario. Each plan passes verify_plan (checked here). `ratio`
+is the chosen dive's cost over the careful dive's (below 1: the rule's dive is cheaper).
+
+    .venv/bin/python bench/bench_dive_rules.py                  # about 4 minutes on 2 cores
+    .venv/bin/python bench/bench_dive_rules.py --seeds 1 2 3    # fewer instances
+
+Writes reports/dive_rules.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.atomic import write_text_atomic  # noqa: E402
+from planner.generate import generate_scenario  # noqa: E402
+from planner.plan import extract_plan  # noqa: E402
+from planner.problem import SolveSettings, build_problem  # noqa: E402
+from planner.scenario import Scenario, load_scenario  # noqa: E402
+from planner.verify import verify_plan  # noqa: E402
+from solvers.colgen.solver import CAREFUL_DIVE, ColumnGeneration  # noqa: E402
+
+# (models, GPUs, GPU types, time limit s) of the generated instances
+SIZES = [(200, 512, 6, 10.0), (400, 1024, 6, 20.0)]
+SEEDS_400 = 3  # the first this many seeds at 400 models (each run takes 10-15 s)
+
+
+def run(scenario: Scenario, limit_s: float, forced) -> dict:
+    problem = build_problem(scenario)
+    start = time.perf_counter()
+    result = ColumnGeneration(dive=forced).solve(problem, SolveSettings(time_limit_s=limit_s))
+    wall = time.perf_counter() - start
+    plan = extract_plan(problem, result)
+    return {"cost_usd_per_hour": round(result.value, 4), "bound": round(result.bound, 4), "status": result.status.value,
+            "wall_s": round(wall, 2), "dive": result.stats["dive_rule"], "verified": verify_plan(scenario, plan) == []}
+
+
+def instances(seeds: list[int]):
+    yield "fleet-200x512.yaml", load_scenario(ROOT / "scenarios" / "fleet-200x512.yaml"), 10.0
+    for models, gpus, types, limit_s in SIZES:
+        for seed in seeds[: SEEDS_400 if models > 200 else len(seeds)]:
+            yield (f"generated {models}x{gpus} seed {seed}",
+                   Scenario.model_validate(generate_scenario(models, gpus, types, seed)), limit_s)
+
+
+def bench(seeds: list[int]) -> dict:
+    out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}, "rows": []}
+    for name, scenario, limit_s in instances(seeds):
+        print(f"[{name}] limit {limit_s:g} s ...", file=sys.stderr, flush=True)
+        chosen = run(scenario, limit_s, None)
+        careful = run(scenario, limit_s, CAREFUL_DIVE)
+        row = {"instance": name, "models": len(scenario.models), "time_limit_s": limit_s, "chosen": chosen,
+               "careful": careful, "ratio": round(chosen["cost_usd_per_hour"] / careful["cost_usd_per_hour"], 4)}
+        print(f"    {row}", file=sys.stderr, flush=True)
+        out["rows"].append(row)
+    return out
+
+
+def render_markdown(data: dict) -> str:
+    lines = ["# Dive rules", "",
+             "Produced by `bench/bench_dive_rules.py` (see its docstring), in one run on a "
+             f"{data['machine']['cpus']}-core machine (load average at start: {data['machine']['loadavg_at_start']}). "
+             "`chosen`: colgen as it is (its dive by `dive_settings`); `careful`: colgen forced to the careful "
+             "dive without disjoint round-ups. Costs in $/h; `ratio` = chosen / careful.", "",
+             "| instance | limit s | chosen dive | chosen $/h | status | s | careful $/h | status | s | ratio | both verified |",
+             "|---|---:|---|---:|---|---:|---:|---|---:|---:|---|"]
+    for r in data["rows"]:
+        c, k = r["chosen"], r["careful"]
+        lines.append(f"| {r['instance']} | {r['time_limit_s']:g} | {c['dive']} | {c['cost_usd_per_hour']:,.2f} | "
+                     f"{c['status']} | {c['wall_s']} | {k['cost_usd_per_hour']:,.2f} | {k['status']} | {k['wall_s']} | "
+                     f"{r['ratio']} | {c['verified'] and k['verified']} |")
+    ratios = [r["ratio"] for r in data["rows"]]
+    if ratios:
+        lines += ["", f"ratio: min {min(ratios)}, max {max(ratios)}, "
+                      f"{sum(1 for x in ratios if x < 1 - 1e-9)} of {len(ratios)} cheaper, "
+                      f"{sum(1 for x in ratios if x > 1 + 1e-9)} dearer."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=list(range(1, 10)))
+    parser.add_argument("--out", type=Path, default=ROOT / "reports")
+    args = parser.parse_args()
+    data = bench(args.seeds)
+    write_text_atomic(args.out / "dive_rules.json", json.dumps(data, indent=2) + "\n")
+    write_text_atomic(args.out / "dive_rules.md", render_markdown(data))
+    print(render_markdown(data))
+
+
+if __name__ == "__main__":
+    main()
