@@ -106,10 +106,13 @@ def plan(
 ) -> None:
     """Solve a scenario: write the plan file and print a summary (exit 1 and an `infeasible` plan if none exists)."""
     from planner.pipeline import plan_scenario
+    from planner.solve_progress import solve_progress
 
     def job() -> int:
         loaded = load_scenario(scenario)
-        outcome = plan_scenario(loaded, solver, SolveSettings(time_limit_s=time_limit, seed=seed))
+        with solve_progress(err, time_limit) as on_progress:  # a bar on stderr, on a terminal only
+            outcome = plan_scenario(loaded, solver, SolveSettings(time_limit_s=time_limit, seed=seed,
+                                                                  on_progress=on_progress))
         write_plan(outcome.plan, out_path)
         if output_format is OutputFormat.json:
             sys.stdout.write(plan_to_json(outcome.plan))

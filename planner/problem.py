@@ -9,6 +9,7 @@ into concrete GPU ids, nodes and routing is `planner.plan.extract_plan`'s job.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -183,6 +184,13 @@ class SolveSettings:
     seed: int = 0
     threads: int = 1
     gap_target: float = 1e-4  # relative gap at which a solve may stop and call itself optimal
+    # called with a one-line description of the solver's phase as it goes (the CLI's progress
+    # bar); only reports, never changes the plan
+    on_progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+
+    def report(self, text: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(text)
 
 
 @dataclass(frozen=True)

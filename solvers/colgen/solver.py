@@ -183,6 +183,7 @@ class ColumnGeneration:
     def __init__(self, dive: DiveSettings | None = None):
         """`dive`: these dive settings whatever `dive_settings` says (bench/bench_dive_rules.py)."""
         self.dive = dive
+        self._report = lambda text: None  # settings.report during a solve (progress lines)
 
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
@@ -190,13 +191,16 @@ class ColumnGeneration:
         progress = Progress()
         if not index.models:
             return SolveResult(self.name, SolveStatus.OPTIMAL, problem.objective, 0.0, 0.0, (), {}, 0.0)
+        self._report = settings.report
         bound_job = _bound_in_background(problem, settings)
+        self._report("warm start")
         warm, warm_by_clock = _warm_start(problem, settings)
         if warm_by_clock:  # the clock changed the warm start, so maybe the plan: say so
             progress.hit_time_limit = True
         fair_share = None
         if problem.fairness:
             # stage 1: the largest share of demand every model can get; stage 2 keeps it
+            self._report("fairness: the largest share of demand every model can get")
             first, _, _ = self._stage(problem, index, settings, start, 0.5 * settings.time_limit_s, None,
                                       progress, maximize_share=True)
             if first is not None:
@@ -232,9 +236,11 @@ class ColumnGeneration:
             support = [c.pattern for c, v in zip(master.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
             for how in [self.dive or dive_settings(len(index.models), settings.time_limit_s)]:
                 progress.dive_rule = DIVE_RULES.get(how, "custom")
+                self._report(f"dive ({progress.dive_rule}): {len(index.models)} models to place")
                 t0 = time.perf_counter()
 
                 def regenerate(rest, sub, columns, stop_at, hurry, how=how):
+                    self._report(f"dive ({progress.dive_rule}): {len(rest.models)} of {len(index.models)} models left to place")
                     self._add(sub, problem, rest, pool, columns)
                     if hurry:  # the clock changes the plan: say so
                         progress.hit_time_limit = True
@@ -258,6 +264,7 @@ class ColumnGeneration:
         t0 = time.perf_counter()
         incumbent = self._best(problem, candidates)
         if not (master.min_cost and incumbent is not None and len(master.columns) > MIP_POLISH_MAX_COLUMNS):
+            self._report(f"integer master over {len(master.columns):,} patterns")
             start_counts = self._start_vector(master, incumbent)
             # the time left less a reserve for the bound: at 1,000 models a failed dive's MIP
             # fallback overran its limit by 3 s and the bound came after it
@@ -273,6 +280,7 @@ class ColumnGeneration:
         incumbent = self._best(problem, candidates)
         if master.min_cost and incumbent is not None and len(index.models) <= POLISH_MAX_MODELS:
             t0 = time.perf_counter()
+            self._report("polish: neighbourhood search")
             polished, progress.polish_improvements, cut_short = polish(
                 problem, index, incumbent, list(pool), self._residual_generator(problem, pool, progress),
                 deadline - BOUND_RESERVE_SHARE * limit, settings.seed)
@@ -302,6 +310,7 @@ class ColumnGeneration:
 
     def _result(self, problem, settings, start, best, proven_bound, converged, progress, bound_job=None) -> SolveResult:
         t0 = time.perf_counter()
+        self._report("proven bound")
         if bound_job is not None:  # computed alongside the phases above
             found = bound_job.result()
             proven_bound = max(proven_bound, found) if math.isfinite(proven_bound) else found
@@ -379,6 +388,8 @@ class ColumnGeneration:
                 converged = True
                 break
             history.append(lp.value)
+            if prove:
+                self._report(f"column generation: iteration {len(history)}, LP {lp.value:,.2f}, {len(master.columns):,} patterns")
             if len(history) > tail_iterations and abs(history[-1 - tail_iterations] - lp.value) <= TAIL_TOLERANCE * max(1.0, abs(lp.value)):
                 progress.tailed_off += 1  # the LP has stopped moving: more columns are not worth the time
                 break
