@@ -61,6 +61,8 @@ def test_the_dive_rule_goes_by_model_count_and_time_limit():
     assert colgen.dive_settings(200, 0.9 * 200 * per_model) is colgen.CAREFUL_DIVE
     assert colgen.dive_settings(colgen.CAREFUL_DIVE_MAX_MODELS, 1000.0) is colgen.CAREFUL_DISJOINT_DIVE
     assert colgen.dive_settings(1000, 60.0) is colgen.FAST_DIVE
+    assert colgen.dive_settings(1000, 1000 * colgen.FAST_DISJOINT_S_PER_MODEL) is colgen.FAST_DISJOINT_DIVE
+    assert colgen.FAST_DISJOINT_DIVE.disjoint_round_ups and not colgen.FAST_DIVE.disjoint_round_ups
     assert colgen.dive_settings(1000, 30.0) is colgen.HASTY_DIVE
     assert colgen.CAREFUL_DISJOINT_DIVE.disjoint_round_ups and not colgen.CAREFUL_DIVE.disjoint_round_ups
 

@@ -128,14 +128,21 @@ CAREFUL_DIVE_MAX_MODELS = 400
 # cut short by the clock either way, worse (1909.20 -> 1945.04), hence the time rule.
 # Where polish follows (50-100 models), polish from the default dive's plan ended as cheap
 # or cheaper on 5 of 7 instances (fleet-50x64: $100.93 against $102.13), so it stays there.
-# At 1,000 models (the fast dive, every column at >= 0.5 rounded up) disjoint round-ups
-# needed more rounds than the time allowed: $7,832.74, time_limit, against $7,481.66.
 CAREFUL_DISJOINT_DIVE = DiveSettings(0.5, 4, 40, disjoint_round_ups=True)
 DISJOINT_DIVE_S_PER_MODEL = 0.05
 FAST_DIVE = DiveSettings(1.0, 2, 120)  # above, when the time limit gives FAST_DIVE_S_PER_MODEL a model
 FAST_DIVE_S_PER_MODEL = 0.05
 HASTY_DIVE = DiveSettings(1.0, 1, 120)  # above, with less time (1,000 models at 30 s: $7,688 in 20 s)
-DIVE_RULES = {CAREFUL_DIVE: "careful", CAREFUL_DISJOINT_DIVE: "careful-disjoint", FAST_DIVE: "fast", HASTY_DIVE: "hasty"}
+# The fast dive with disjoint round-ups, above CAREFUL_DIVE_MAX_MODELS when the time limit
+# gives FAST_DISJOINT_S_PER_MODEL a model. Measured on 2 cores (fast -> fast disjoint):
+# fleet-1000x4096 $7,481.66 in 44 s -> $7,442.34 in 66.5 s (limit 400 s); at 60 s the extra
+# rounds ran into the dive's hurry rule ($7,832.74, time_limit), hence the time rule;
+# alibaba-2023 (500 models, 60 s) $8,960.20 in 6.7 s -> $8,930.50 in 10.2 s. The careful dive
+# with disjoint round-ups at 1,000 models: $7,450.89 in 97.6 s.
+FAST_DISJOINT_DIVE = DiveSettings(1.0, 2, 120, disjoint_round_ups=True)
+FAST_DISJOINT_S_PER_MODEL = 0.1
+DIVE_RULES = {CAREFUL_DIVE: "careful", CAREFUL_DISJOINT_DIVE: "careful-disjoint", FAST_DIVE: "fast",
+              FAST_DISJOINT_DIVE: "fast-disjoint", HASTY_DIVE: "hasty"}
 MIP_POLISH_MAX_COLUMNS = 1000
 DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 models) comes after
 DIVE_FILLS_PER_CYCLE = 8
@@ -150,12 +157,14 @@ TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 def dive_settings(models: int, time_limit_s: float) -> DiveSettings:
     """Which dive (a rule on the input, not on the clock, so the same input gives the same
     plan): careful where the instance is small enough, with disjoint round-ups where no
-    polish follows and the time limit allows; fast above, hasty when the time limit is short
-    for the size."""
+    polish follows and the time limit allows; fast above (with disjoint round-ups when the
+    time limit is long for the size), hasty when it is short."""
     if models <= CAREFUL_DIVE_MAX_MODELS:
         if models > POLISH_MAX_MODELS and time_limit_s >= DISJOINT_DIVE_S_PER_MODEL * models:
             return CAREFUL_DISJOINT_DIVE
         return CAREFUL_DIVE
+    if time_limit_s >= FAST_DISJOINT_S_PER_MODEL * models:
+        return FAST_DISJOINT_DIVE
     return FAST_DIVE if time_limit_s >= FAST_DIVE_S_PER_MODEL * models else HASTY_DIVE
 
 
