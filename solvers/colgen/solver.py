@@ -243,30 +243,30 @@ class ColumnGeneration:
             x = np.zeros(len(master.columns))
             x[: len(lp.x)] = lp.x
             support = [c.pattern for c, v in zip(master.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
-            for how in [self.dive or dive_settings(len(index.models), settings.time_limit_s)]:
-                progress.dive_rule = DIVE_RULES.get(how, "custom")
-                self._report(f"dive ({progress.dive_rule}): {len(index.models)} models to place")
-                t0 = time.perf_counter()
+            how = self.dive or dive_settings(len(index.models), settings.time_limit_s)
+            progress.dive_rule = DIVE_RULES.get(how, "custom")
+            self._report(f"dive ({progress.dive_rule}): {len(index.models)} models to place")
+            t0 = time.perf_counter()
 
-                def regenerate(rest, sub, columns, stop_at, hurry, how=how):
-                    self._report(f"dive ({progress.dive_rule}): {len(rest.models)} of {len(index.models)} models left to place")
-                    self._add(sub, problem, rest, pool, columns)
-                    if hurry:  # the clock changes the plan: say so
-                        progress.hit_time_limit = True
-                    self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
-                                   max_iterations=1 if hurry else how.iterations_per_round,
-                                   fills_per_cycle=DIVE_FILLS_PER_CYCLE, max_columns_per_type=how.columns_per_type)
-
-                dived = dive(problem, index, support, regenerate, start + DIVE_DEADLINE_SHARE * limit,
-                              how.round_up_share, disjoint_round_ups=how.disjoint_round_ups)
-                progress.dive_s += time.perf_counter() - t0
-                if time.perf_counter() >= start + DIVE_DEADLINE_SHARE * limit:  # the clock cut the dive short
+            def regenerate(rest, sub, columns, stop_at, hurry):
+                self._report(f"dive ({progress.dive_rule}): {len(rest.models)} of {len(index.models)} models left to place")
+                self._add(sub, problem, rest, pool, columns)
+                if hurry:  # the clock changes the plan: say so
                     progress.hit_time_limit = True
-                if dived is not None:
-                    value = self._evaluate(problem, dived)[0]
-                    progress.dive_value = value if math.isnan(progress.dive_value) else min(progress.dive_value, value)
-                    candidates.append(dived)
-                    self._add(master, problem, index, pool, [pc.pattern for pc in dived])
+                self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
+                               max_iterations=1 if hurry else how.iterations_per_round,
+                               fills_per_cycle=DIVE_FILLS_PER_CYCLE, max_columns_per_type=how.columns_per_type)
+
+            dived = dive(problem, index, support, regenerate, start + DIVE_DEADLINE_SHARE * limit,
+                          how.round_up_share, disjoint_round_ups=how.disjoint_round_ups)
+            progress.dive_s += time.perf_counter() - t0
+            if time.perf_counter() >= start + DIVE_DEADLINE_SHARE * limit:  # the clock cut the dive short
+                progress.hit_time_limit = True
+            if dived is not None:
+                value = self._evaluate(problem, dived)[0]
+                progress.dive_value = value if math.isnan(progress.dive_value) else min(progress.dive_value, value)
+                candidates.append(dived)
+                self._add(master, problem, index, pool, [pc.pattern for pc in dived])
         # Phase C: integer master over every column, from the best plan so far (for min_cost
         # only on small masters: above MIP_POLISH_MAX_COLUMNS it used the whole time left
         # without improving the dive's plan at 200 and 1,000 models)
