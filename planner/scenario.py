@@ -321,6 +321,11 @@ class _ScenarioLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: i
         return super().construct_mapping(node, deep=deep)
 
 
+def _too_deep(where: str) -> ScenarioError:
+    return ScenarioError(where, f"lists and mappings nested more than {MAX_DEPTH} deep",
+                         "a scenario is at most a few levels deep; start from scenarios/quickstart.yaml")
+
+
 def _check_yaml_depth(text: str, source: str) -> None:
     """Refuse nesting deeper than MAX_DEPTH before composing (the parser streams events
     without recursion; composing them recurses and can crash the interpreter)."""
@@ -330,9 +335,7 @@ def _check_yaml_depth(text: str, source: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 mark = event.start_mark
-                raise ScenarioError(f"{source}:{mark.line + 1}:{mark.column + 1}",
-                                    f"lists and mappings nested more than {MAX_DEPTH} deep",
-                                    "a scenario is at most a few levels deep; start from scenarios/quickstart.yaml")
+                raise _too_deep(f"{source}:{mark.line + 1}:{mark.column + 1}")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 
@@ -389,6 +392,8 @@ def _parse_raw(text: str, source: str, as_json: bool) -> Any:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         if isinstance(exc, _DuplicateKey):
             raise ScenarioError(where, problem, "keep one of them: YAML would silently keep the last one") from None
+        if "nesting depth" in problem:  # PyYAML >= 6.0.4 stops very deep nesting itself, ahead of the check
+            raise _too_deep(where) from None
         raise ScenarioError(where, f"not valid YAML/JSON ({problem})", "fix the syntax at that line") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # e.g. an integer of thousands of digits, a date out of range
