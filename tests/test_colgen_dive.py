@@ -79,7 +79,7 @@ def test_disjoint_dive_plans_pass_verify_plan_and_repeat():
     problem = build_problem(scenario)
     limit_s = 4 * colgen.DISJOINT_DIVE_S_PER_MODEL * models + 10
     first = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=limit_s))
-    assert first.stats["dive_rule"] == "careful-disjoint"
+    assert first.stats["dive_rule"].startswith("careful-disjoint")
     assert not first.stats["hit_time_limit"]
     assert verify_plan(scenario, extract_plan(problem, first)) == []
     second = ColumnGeneration().solve(build_problem(scenario), SolveSettings(time_limit_s=limit_s))
@@ -87,3 +87,29 @@ def test_disjoint_dive_plans_pass_verify_plan_and_repeat():
     one_per_gpu = get_solver("one-per-gpu").solve(problem, SolveSettings(time_limit_s=5))
     if one_per_gpu.patterns:
         assert first.value <= one_per_gpu.value + 1e-6
+
+
+def test_the_portfolio_adds_a_second_dive_only_to_the_careful_disjoint_dive_with_time():
+    per_model = colgen.PORTFOLIO_S_PER_MODEL
+    assert colgen.dive_portfolio(200, 200 * per_model) == [colgen.CAREFUL_DISJOINT_DIVE, colgen.SECOND_DIVE]
+    assert colgen.dive_portfolio(200, 10.0) == [colgen.CAREFUL_DISJOINT_DIVE]
+    assert colgen.dive_portfolio(50, 1000.0) == [colgen.CAREFUL_DIVE]  # polish follows
+    assert colgen.dive_portfolio(1000, 1000.0) == [colgen.FAST_DISJOINT_DIVE]
+    assert colgen.SECOND_DIVE.first_round_dedicated_only and colgen.SECOND_DIVE.disjoint_round_ups
+
+
+@pytest.mark.slow
+def test_the_portfolio_keeps_the_cheaper_of_its_two_dives():
+    """With time for the portfolio, colgen's plan costs exactly the cheaper of the plans the two
+    dives make alone (each dive starts from the same root LP), and it passes verify_plan."""
+    models = colgen.POLISH_MAX_MODELS + 20
+    scenario = Scenario.model_validate(generate_scenario(models, 256, 5, 1))
+    problem = build_problem(scenario)
+    limit_s = colgen.PORTFOLIO_S_PER_MODEL * models + 10
+    both = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=limit_s))
+    assert both.stats["dive_rule"] == "careful-disjoint+dedicated-first"
+    alone = [ColumnGeneration(dive=how).solve(problem, SolveSettings(time_limit_s=limit_s)).value
+             for how in (colgen.CAREFUL_DISJOINT_DIVE, colgen.SECOND_DIVE)]
+    assert not both.stats["hit_time_limit"]
+    assert both.value == pytest.approx(min(alone), abs=1e-6)
+    assert verify_plan(scenario, extract_plan(problem, both)) == []

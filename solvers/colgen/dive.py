@@ -62,7 +62,7 @@ class FixedGpus:
 
 def dive(problem: PlacementProblem, index: Index, support: list[Pattern], generate, deadline: float,
          round_up_share: float = 0.5, finish_grace_s: float | None = None,
-         disjoint_round_ups: bool = False) -> tuple[PatternCount, ...] | None:
+         disjoint_round_ups: bool = False, first_round_dedicated_only: bool = False) -> tuple[PatternCount, ...] | None:
     """Fix GPUs round by round until all demand is covered; None if the dive gets stuck.
 
     `support`: the patterns the whole problem's LP uses; each round passes on its own.
@@ -70,6 +70,9 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
     master (one iteration when `hurry`: the dive is short of time).
     With `disjoint_round_ups`, a round rounds up only columns that share no model, largest
     LP value first (see `disjoint_by_value`): more rounds, fewer models covered twice.
+    With `first_round_dedicated_only`, the first round fixes the whole parts of dedicated
+    columns only; shared patterns wait for the residual rounds (a second dive from the same
+    LP that often ends elsewhere, see solvers.colgen.solver.PORTFOLIO_S_PER_MODEL).
     Past the deadline the dive finishes without pricing: rounds over the known columns that
     fix whole GPUs and round up fractions of at least ROUND_UP_MIN (or the largest), for
     `finish_grace_s` (FINISH_GRACE_SHARE of the dive's window by default); then one last
@@ -119,6 +122,8 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         x[: len(lp.x)] = lp.x
         support = [c.pattern for c, v in zip(sub.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
         whole = np.floor(x + 1e-6)
+        if first_round_dedicated_only and not fixed.counts:
+            whole = np.array([w if len(c.pattern.members) == 1 else 0.0 for w, c in zip(whole, sub.columns)])
         round_up: set[int] = set()
         if last_round:
             round_up = {j for j in range(len(x)) if x[j] - whole[j] > 1e-6}
