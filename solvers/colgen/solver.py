@@ -22,7 +22,7 @@ import math
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -129,7 +129,7 @@ CAREFUL_DIVE_MAX_MODELS = 400
 # cut short by the clock either way, worse (1909.20 -> 1945.04), hence the time rule.
 # Where polish follows (50-100 models), polish from the default dive's plan ended as cheap
 # or cheaper on 5 of 7 instances (fleet-50x64: $100.93 against $102.13), so it stays there.
-CAREFUL_DISJOINT_DIVE = DiveSettings(0.5, 4, 40, disjoint_round_ups=True)
+CAREFUL_DISJOINT_DIVE = replace(CAREFUL_DIVE, disjoint_round_ups=True)
 DISJOINT_DIVE_S_PER_MODEL = 0.05
 FAST_DIVE = DiveSettings(1.0, 2, 120)  # above, when the time limit gives FAST_DIVE_S_PER_MODEL a model
 FAST_DIVE_S_PER_MODEL = 0.05
@@ -140,14 +140,14 @@ HASTY_DIVE = DiveSettings(1.0, 1, 120)  # above, with less time (1,000 models at
 # rounds ran into the dive's hurry rule ($7,832.74, time_limit), hence the time rule;
 # alibaba-2023 (500 models, 60 s) $8,960.20 in 6.7 s -> $8,930.50 in 10.2 s. The careful dive
 # with disjoint round-ups at 1,000 models: $7,450.89 in 97.6 s.
-FAST_DISJOINT_DIVE = DiveSettings(1.0, 2, 120, disjoint_round_ups=True)
+FAST_DISJOINT_DIVE = replace(FAST_DIVE, disjoint_round_ups=True)
 FAST_DISJOINT_S_PER_MODEL = 0.1
 # A second dive from the same LP, whose first round fixes dedicated columns only (the dive's
 # plan moves by about 1% either way with such changes), where the careful disjoint dive runs
 # and the time limit gives PORTFOLIO_S_PER_MODEL a model; the cheaper plan is kept.
 # Measured (reports/dive_rules.md, "Portfolio"): 200 models at 30 s, 0.2-1.2% cheaper on 5 of
 # 10 and the same on 5, 3-5 s more; 400 models at 60 s, the same plans on 3 of 3.
-SECOND_DIVE = DiveSettings(0.5, 4, 40, disjoint_round_ups=True, first_round_dedicated_only=True)
+SECOND_DIVE = replace(CAREFUL_DISJOINT_DIVE, first_round_dedicated_only=True)
 PORTFOLIO_S_PER_MODEL = 0.15
 DIVE_RULES = {CAREFUL_DIVE: "careful", CAREFUL_DISJOINT_DIVE: "careful-disjoint", FAST_DIVE: "fast",
               FAST_DISJOINT_DIVE: "fast-disjoint", HASTY_DIVE: "hasty", SECOND_DIVE: "dedicated-first"}
