@@ -8,6 +8,20 @@ else on a new GPU (or TP group) of the type with the lowest cost per useful req/
 inventory, nodes and the budget allow. Stops when every model is served (min_cost) or
 nothing more can be placed (max_throughput). Deterministic; proves nothing of its own, so
 its bound is the fluid bound (solvers.bounds).
+
+Restarts (min_cost): a model can find every GPU it runs on spent by models placed before
+it. The greedy then starts again with the models it could not place placed first, up to
+`RESTARTS` times and while a start leaves out a model not yet placed first; a model placed
+first keeps its place in the order of the next start
+(without restarts it found no plan on 8 of 26 generated scenarios that have one, and on
+fleet-50x64). Only when the last start still leaves a model out does it give up, and it says
+that a greedy found no plan, not that none exists.
+
+Speed: what decides whether a model can join an open GPU is checked for every open GPU of
+a type at once (numpy: memory, and the cycle at the model's shortest batch against every
+member's SLO), and the batch choice with its effect on the members runs compiled
+(`_best_join_batch`, numba); both give what the plain loop over GPUs and batches gave
+(fleet-200x512: 55 s -> under a second, the same plan).
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from planner.capacity import best_dedicated_batch, planned_share
@@ -25,6 +40,54 @@ from solvers.direct_slots import heuristic_bound, make_result
 from solvers.packing_rules import MemberChoices, make_pattern, member_choices, pattern_violations
 
 _EPS = 1e-9
+RESTARTS = 4  # starts again with the models left out placed first, at most this many times
+
+_planned_share = numba.njit(cache=True)(planned_share)  # the capacity rule, compiled unchanged
+
+
+def _planned_rps(problem: PlacementProblem, model: str, batch: int, cycle_ms: float, own_ms: float) -> float:
+    info = problem.model(model)
+    share = planned_share(batch, cycle_ms, own_ms, info.slo_ms, info.cv, problem.max_utilization)
+    return share * 1000.0 * batch / cycle_ms
+
+
+@numba.njit(cache=True)
+def _planned_rps_compiled(batch, cycle_ms, own_ms, slo_ms, cv, utilization):
+    share = _planned_share(batch, cycle_ms, own_ms, slo_ms, cv, utilization)
+    return share * 1000.0 * batch / cycle_ms
+
+
+@numba.njit(cache=True)
+def _best_join_batch(latency, factor, alone_sum_ms, members_slack_ms, slo_ms, cv, deficit, member_alone_ms,
+                     member_batch, member_slo_ms, member_cv, member_demand, member_capacity, member_rate,
+                     utilization):
+    """(batch, rate it serves of the deficit) of the best way to join a GPU whose members
+    run `member_*` (alone times, batches, SLOs, cvs, demands, the capacity each has across
+    the plan, the rate each gets here now), or (0, 0) when no batch keeps every SLO without
+    leaving the members together shorter of demand. Best: the most of `deficit` served,
+    then the shorter cycle; batches in increasing order, the first best wins."""
+    n = len(member_alone_ms)
+    short_before = 0.0
+    for j in range(n):
+        short_before += max(0.0, member_demand[j] - member_capacity[j])
+    best_batch, best_served, best_cycle = 0, 0.0, 0.0
+    for i in range(len(latency)):
+        cycle = factor * (alone_sum_ms + latency[i])
+        if not (cycle <= members_slack_ms + 1e-9 and cycle + factor * latency[i] <= slo_ms + 1e-9):
+            continue
+        batch = i + 1
+        own = _planned_rps_compiled(batch, cycle, factor * latency[i], slo_ms, cv, utilization)
+        short_after = 0.0
+        for j in range(n):
+            rate = _planned_rps_compiled(member_batch[j], cycle, factor * member_alone_ms[j], member_slo_ms[j],
+                                         member_cv[j], utilization)
+            short_after += max(0.0, member_demand[j] - (member_capacity[j] - member_rate[j] + rate))
+        if short_after > short_before + 1e-9:
+            continue  # the members already there keep what they serve: only spare time is shared
+        served = min(own, deficit)
+        if best_batch == 0 or served > best_served or (served == best_served and cycle < best_cycle):
+            best_batch, best_served, best_cycle = batch, served, cycle
+    return best_batch, best_served
 
 
 @dataclass
@@ -37,6 +100,7 @@ class _OpenGpu:
     members: dict[str, int] = field(default_factory=dict)  # model -> batch
     alone_ms: dict[str, float] = field(default_factory=dict)
     memory_used_gib: float = 0.0
+    member_rates: dict[str, float] = field(default_factory=dict)  # what each member gets here now
 
     def cycle_ms(self, extra_alone_ms: float = 0.0, extra_members: int = 0) -> float:
         n = len(self.members) + extra_members
@@ -49,11 +113,101 @@ class _OpenGpu:
         factor = self.interference_factor if len(self.members) > 1 else 1.0
         return {m: _planned_rps(problem, m, b, cycle, factor * self.alone_ms[m]) for m, b in self.members.items()}
 
+    def cycle_members_keep_ms(self, capacity: dict[str, float], demand: dict[str, float]) -> float:
+        """At least the longest cycle at which every member still serves what it must here
+        (its demand less what its other replicas serve), within the join rule's 1e-9: a
+        member's share cannot grow with the cycle (it waits fewer cycles), so its rate here
+        at cycle D is at most its rate now x (cycle now / D)."""
+        cycle = self.cycle_ms()
+        longest = math.inf
+        for m, rate in self.member_rates.items():
+            need = rate - (capacity[m] - demand[m])  # the rate it must keep here
+            if need > 1e-9:
+                longest = min(longest, rate * cycle / (need - 1e-9))
+        return longest * (1.0 + 1e-9)
 
-def _planned_rps(problem: PlacementProblem, model: str, batch: int, cycle_ms: float, own_ms: float) -> float:
-    info = problem.model(model)
-    share = planned_share(batch, cycle_ms, own_ms, info.slo_ms, info.cv, problem.max_utilization)
-    return share * 1000.0 * batch / cycle_ms
+    def members_slack_ms(self, problem: PlacementProblem) -> float:
+        """The longest cycle every member's SLO allows once the GPU is shared."""
+        return min(problem.model(m).slo_ms - self.interference_factor * self.alone_ms[m] for m in self.members)
+
+
+class _SharedGpus:
+    """The open single GPUs of one type, as arrays, so a joining model is checked against
+    all of them at once: memory used, members' summed alone times, and the cycle the
+    members' SLOs allow."""
+
+    def __init__(self):
+        self.gpus: list[_OpenGpu] = []
+        self.memory_used_gib = np.zeros(16)
+        self.alone_sum_ms = np.zeros(16)
+        self.slack_ms = np.zeros(16)
+        self.keep_cycle_ms = np.zeros(16)  # the longest cycle at which its members may keep what they serve
+        self.version = np.zeros(16, dtype=np.int64)  # bumped whenever the GPU or a member's capacity changes
+
+    def add(self, gpu: _OpenGpu) -> None:
+        if len(self.gpus) == len(self.memory_used_gib):
+            for name in ("memory_used_gib", "alone_sum_ms", "slack_ms", "keep_cycle_ms", "version"):
+                array = getattr(self, name)
+                setattr(self, name, np.concatenate([array, np.zeros(len(self.gpus), dtype=array.dtype)]))
+        self.gpus.append(gpu)
+
+    def update(self, position: int, problem: PlacementProblem, capacity: dict[str, float],
+               demand: dict[str, float]) -> None:
+        gpu = self.gpus[position]
+        self.memory_used_gib[position] = gpu.memory_used_gib
+        self.alone_sum_ms[position] = sum(gpu.alone_ms.values())
+        self.slack_ms[position] = gpu.members_slack_ms(problem)
+        self.keep_cycle_ms[position] = gpu.cycle_members_keep_ms(capacity, demand)
+        self.version[position] += 1
+
+
+@dataclass(frozen=True)
+class _OpenOption:
+    """One way to open a new GPU (group) for a model, with what it serves alone."""
+
+    gpu_type: str
+    degree: int
+    cost: float
+    batch: int
+    rate: float
+
+
+class _State:
+    def __init__(self, problem: PlacementProblem):
+        self.problem = problem
+        self.u = problem.max_utilization
+        self.choices: dict[tuple[str, str, int], MemberChoices] = member_choices(problem)
+        self.gpus: list[_OpenGpu] = []
+        self.capacity = {m.name: 0.0 for m in problem.demanded_models}
+        self.demand = {m.name: m.demand_rps for m in problem.demanded_models}
+        self.weight = {m.name: (m.priority if problem.objective == "max_throughput" else 1.0)
+                       for m in problem.demanded_models}
+        self.nodes = _Nodes(problem)
+        self.spent = 0.0
+        self.budget = problem.budget_usd_per_hour if problem.budget_usd_per_hour is not None else math.inf
+        self.shared = {g.name: _SharedGpus() for g in problem.gpu_types}
+        self.position: dict[int, int] = {}  # GPU index -> its place in shared[its type]
+        self.shared_gpus_of: dict[str, list[_OpenGpu]] = {m.name: [] for m in problem.demanded_models}
+        # (model, type) -> per open GPU of the type, its version when the model could not join it
+        self.refused: dict[tuple[str, str], np.ndarray] = {}
+        self.join_types: dict[str, list[str]] = {}  # model -> types it runs on alone on one GPU
+        self.open_options: dict[str, list[_OpenOption]] = {}
+        for (model, gpu_type, degree), choice in sorted(self.choices.items()):
+            if degree == 1:
+                self.join_types.setdefault(model, []).append(gpu_type)
+            batch = best_dedicated_batch(choice.latency_ms, choice.slo_ms, problem.model(model).cv, self.u)
+            if batch is None:
+                continue
+            alone = float(choice.latency_ms[batch - 1])
+            rate = _planned_rps(problem, model, batch, alone, alone)
+            cost = problem.gpu_type(gpu_type).cost_per_hour_usd * degree
+            self.open_options.setdefault(model, []).append(_OpenOption(gpu_type, degree, cost, batch, rate))
+
+    def deficit(self, model: str) -> float:
+        return max(0.0, self.demand[model] - self.capacity[model])
+
+    def urgency(self, model: str) -> float:
+        return self.weight[model] * self.deficit(model)
 
 
 class _Nodes:
@@ -73,121 +227,126 @@ class _Nodes:
             nodes[i] -= degree
 
 
-class _State:
-    def __init__(self, problem: PlacementProblem):
-        self.problem = problem
-        self.u = problem.max_utilization
-        self.choices: dict[tuple[str, str, int], MemberChoices] = member_choices(problem)
-        self.gpus: list[_OpenGpu] = []
-        self.capacity = {m.name: 0.0 for m in problem.demanded_models}
-        self.nodes = _Nodes(problem)
-        self.spent = 0.0
-        self.budget = problem.budget_usd_per_hour if problem.budget_usd_per_hour is not None else math.inf
-
-    def deficit(self, model: str) -> float:
-        return max(0.0, self.problem.model(model).demand_rps - self.capacity[model])
-
-    def urgency(self, model: str) -> float:
-        weight = self.problem.model(model).priority if self.problem.objective == "max_throughput" else 1.0
-        return weight * self.deficit(model)
-
-
 # ------------------------------------------------------------------ joining an open GPU
-
-
-def _load(gpu: _OpenGpu, problem: PlacementProblem) -> float:
-    """Share of the GPU's tighter resource in use: memory, or the SLO budget of the cycle."""
-    slack = min(problem.model(m).slo_ms - gpu.interference_factor * gpu.alone_ms[m] for m in gpu.members)
-    return max(gpu.memory_used_gib / gpu.memory_gib, gpu.cycle_ms(0.0, 1) / max(slack, _EPS))
 
 
 def _best_join(state: _State, gpu: _OpenGpu, model: str) -> tuple[int, float] | None:
     """(batch, progress) of the best way for `model` to join `gpu`, or None."""
-    problem, f = state.problem, gpu.interference_factor
+    problem = state.problem
     choice = state.choices.get((model, gpu.gpu_type, 1))
     if choice is None or model in gpu.members or gpu.memory_used_gib + choice.memory_per_gpu_gib > gpu.memory_gib + _EPS:
         return None
-    latency = choice.latency_ms
-    cycles = f * (sum(gpu.alone_ms.values()) + latency)
-    members_ok = cycles <= min(problem.model(m).slo_ms - f * gpu.alone_ms[m] for m in gpu.members) + _EPS
-    own_ok = cycles + f * latency <= choice.slo_ms + _EPS
-    feasible = np.flatnonzero(members_ok & own_ok)
-    if feasible.size == 0:
-        return None
-    others_before = sum(state.deficit(m) for m in gpu.members)
-    old_rates = gpu.rates(problem)
-    best = None
-    for i in feasible:
-        b, cycle = int(i) + 1, float(cycles[i])
-        own = _planned_rps(problem, model, b, cycle, f * float(latency[i]))
-        others_after = sum(max(0.0, problem.model(m).demand_rps - (state.capacity[m] - rate + _planned_rps(
-            problem, m, gpu.members[m], cycle, f * gpu.alone_ms[m]))) for m, rate in old_rates.items())
-        if others_after > others_before + 1e-9:
-            continue  # the members already there keep what they serve: only spare time is shared
-        key = (min(own, state.deficit(model)), -cycle)
-        if best is None or key > best[0]:
-            best = (key, b, key[0])
-    return None if best is None else (best[1], best[2])
+    names = list(gpu.members)
+    infos = [problem.model(m) for m in names]
+    batch, served = _best_join_batch(
+        np.asarray(choice.latency_ms, dtype=float), gpu.interference_factor, sum(gpu.alone_ms.values()),
+        gpu.members_slack_ms(problem), choice.slo_ms, problem.model(model).cv, state.deficit(model),
+        np.array([gpu.alone_ms[m] for m in names]), np.array([gpu.members[m] for m in names], dtype=np.int64),
+        np.array([i.slo_ms for i in infos]), np.array([i.cv for i in infos]),
+        np.array([state.demand[m] for m in names]), np.array([state.capacity[m] for m in names]),
+        np.array([gpu.member_rates[m] for m in names]), state.u)
+    return None if batch == 0 else (int(batch), float(served))
 
 
 def _apply(state: _State, gpu: _OpenGpu, model: str, batch: int) -> None:
-    for m, rate in gpu.rates(state.problem).items():
+    for m, rate in gpu.member_rates.items():
         state.capacity[m] -= rate
     choice = state.choices[(model, gpu.gpu_type, gpu.tensor_parallel)]
     gpu.members[model] = batch
     gpu.alone_ms[model] = float(choice.latency_ms[batch - 1])
     gpu.memory_used_gib += choice.memory_per_gpu_gib
-    for m, rate in gpu.rates(state.problem).items():
+    gpu.member_rates = gpu.rates(state.problem)
+    for m, rate in gpu.member_rates.items():
         state.capacity[m] += rate
+    if gpu.tensor_parallel == 1:
+        state.shared_gpus_of[model].append(gpu)
+    for m in gpu.members:  # its capacity changed, and so may what the other GPUs holding it accept
+        for other in state.shared_gpus_of[m]:
+            if other is not gpu:
+                state.shared[other.gpu_type].update(state.position[other.index], state.problem, state.capacity, state.demand)
+    if gpu.tensor_parallel == 1:
+        state.shared[gpu.gpu_type].update(state.position[gpu.index], state.problem, state.capacity, state.demand)
+
+
+def _join_candidates(state: _State, model: str) -> list[_OpenGpu]:
+    """Open single GPUs the model might join, least loaded first (load: the larger of the
+    share of memory used and the cycle against the members' SLOs; ties to the older GPU).
+    Leaves out GPUs where no batch of the model fits (memory, or even its shortest batch
+    breaks an SLO), GPUs where even that cycle leaves a member short of what it serves
+    now (`cycle_members_keep_ms`: the join rule refuses those) and GPUs that refused the
+    model and have not changed since (neither they nor their members' capacities: what
+    decides a refusal)."""
+    found = []
+    for gpu_type in state.join_types.get(model, ()):
+        shared = state.shared[gpu_type]
+        n = len(shared.gpus)
+        if n == 0:
+            continue
+        info = state.problem.gpu_type(gpu_type)
+        choice = state.choices[(model, gpu_type, 1)]
+        f = info.interference_factor
+        shortest = float(np.min(choice.latency_ms))
+        used, alone_sum, slack = shared.memory_used_gib[:n], shared.alone_sum_ms[:n], shared.slack_ms[:n]
+        cycle = f * (alone_sum + shortest)
+        fits = ((used + choice.memory_per_gpu_gib <= info.memory_gib + _EPS) & (cycle <= slack + _EPS)
+                & (cycle + f * shortest <= choice.slo_ms + _EPS) & (cycle <= shared.keep_cycle_ms[:n]))
+        refused = state.refused.get((model, gpu_type))
+        if refused is not None:
+            seen = min(len(refused), n)
+            fits[:seen] &= refused[:seen] != shared.version[:seen]
+        load = np.maximum(used / info.memory_gib, f * alone_sum / np.maximum(slack, _EPS))
+        for p in np.flatnonzero(fits):
+            found.append((float(load[p]), shared.gpus[p].index, shared.gpus[p]))
+    found.sort(key=lambda entry: (entry[0], entry[1]))
+    return [gpu for _, _, gpu in found]
 
 
 def try_join(state: _State, model: str) -> bool:
     """Join the least-loaded open GPU where the model fits and the GPU's members gain."""
-    open_gpus = [g for g in state.gpus if g.tensor_parallel == 1 and (model, g.gpu_type, 1) in state.choices]
-    for gpu in sorted(open_gpus, key=lambda g: (_load(g, state.problem), g.index)):
+    for gpu in _join_candidates(state, model):
         found = _best_join(state, gpu, model)
         if found is not None:
             _apply(state, gpu, model, found[0])
             return True
+        shared = state.shared[gpu.gpu_type]
+        refused = state.refused.get((model, gpu.gpu_type))
+        if refused is None or len(refused) < len(shared.gpus):
+            grown = np.full(len(shared.version), -1, dtype=np.int64)
+            if refused is not None:
+                grown[:len(refused)] = refused
+            refused = state.refused[(model, gpu.gpu_type)] = grown
+        position = state.position[gpu.index]
+        refused[position] = shared.version[position]
     return False
 
 
 # ------------------------------------------------------------------- opening a new GPU
 
 
-def _open_batch(state: _State, choice: MemberChoices) -> int | None:
-    """The batch with the most planned rate alone (the cheapest per req/s); its spare time
-    is what later models share."""
-    return best_dedicated_batch(choice.latency_ms, choice.slo_ms, state.problem.model(choice.model).cv, state.u)
-
-
 def try_open(state: _State, model: str) -> bool:
-    """Open the GPU (group) with the lowest cost per useful req/s that inventory and budget allow."""
+    """Open the GPU (group) with the lowest cost per useful req/s that inventory and budget
+    allow, at the batch with the most planned rate alone (the cheapest per req/s; its spare
+    time is what later models share)."""
     best = None
-    for (m, gpu_type, degree), choice in sorted(state.choices.items()):
-        if m != model:
+    for option in state.open_options.get(model, ()):
+        if state.spent + option.cost > state.budget + 1e-9 or not state.nodes.can_take(option.gpu_type, option.degree):
             continue
-        info = state.problem.gpu_type(gpu_type)
-        cost = info.cost_per_hour_usd * degree
-        if state.spent + cost > state.budget + 1e-9 or not state.nodes.can_take(gpu_type, degree):
-            continue
-        batch = _open_batch(state, choice)
-        if batch is None:
-            continue
-        alone = float(choice.latency_ms[batch - 1])
-        rate = _planned_rps(state.problem, model, batch, alone, alone)
-        key = (cost / max(min(rate, state.deficit(model)), _EPS), gpu_type, degree)
+        key = (option.cost / max(min(option.rate, state.deficit(model)), _EPS), option.gpu_type, option.degree)
         if best is None or key < best[0]:
-            best = (key, gpu_type, degree, batch)
+            best = (key, option)
     if best is None:
         return False
-    _, gpu_type, degree, batch = best
-    info = state.problem.gpu_type(gpu_type)
-    state.nodes.take(gpu_type, degree)
-    state.spent += info.cost_per_hour_usd * degree
-    gpu = _OpenGpu(len(state.gpus), gpu_type, degree, info.memory_gib, info.interference_factor)
+    option = best[1]
+    info = state.problem.gpu_type(option.gpu_type)
+    state.nodes.take(option.gpu_type, option.degree)
+    state.spent += option.cost
+    gpu = _OpenGpu(len(state.gpus), option.gpu_type, option.degree, info.memory_gib, info.interference_factor)
     state.gpus.append(gpu)
-    _apply(state, gpu, model, batch)
+    if option.degree == 1:
+        shared = state.shared[option.gpu_type]
+        state.position[gpu.index] = len(shared.gpus)
+        shared.add(gpu)
+    _apply(state, gpu, model, option.batch)
     return True
 
 
@@ -197,8 +356,8 @@ def try_open(state: _State, model: str) -> bool:
 def drop_spare_gpus(state: _State) -> None:
     """Close GPUs whose members are served without them, most expensive first."""
     for gpu in sorted(state.gpus, key=lambda g: (-state.problem.gpu_type(g.gpu_type).cost_per_hour_usd * g.tensor_parallel, -g.index)):
-        rates = gpu.rates(state.problem)
-        if all(state.capacity[m] - r >= state.problem.model(m).demand_rps - 1e-9 for m, r in rates.items()):
+        rates = gpu.member_rates
+        if all(state.capacity[m] - r >= state.demand[m] - 1e-9 for m, r in rates.items()):
             for m, r in rates.items():
                 state.capacity[m] -= r
             state.gpus.remove(gpu)
@@ -218,26 +377,59 @@ def _patterns(state: _State) -> tuple[PatternCount, ...]:
     return tuple(PatternCount(p, n) for p, n in sorted(counts.items(), key=lambda kv: kv[0]))
 
 
+def run_greedy(problem: PlacementProblem, first: tuple[str, ...] = ()) -> _State:
+    """One greedy pass; the models in `first` go before the rest, in that order, until served."""
+    state = _State(problem)
+    names = list(state.capacity)
+    rank = np.array([first.index(m) if m in first else len(first) for m in names])
+    by_name = np.argsort(np.argsort(np.array(names, dtype=object)))  # each model's place in name order
+    demand = np.array([state.demand[m] for m in names])
+    weight = np.array([state.weight[m] for m in names])
+    max_steps = 10 * sum(math.ceil(m.demand_rps) + 1 for m in problem.demanded_models) + 1000
+    for _ in range(max_steps):
+        capacity = np.fromiter(state.capacity.values(), dtype=float, count=len(names))
+        deficit = np.maximum(0.0, demand - capacity)
+        waiting = np.flatnonzero(deficit > _EPS)
+        if waiting.size == 0:
+            break
+        # placed first, then the most unserved demand (x priority), then by name
+        order = waiting[np.lexsort((by_name[waiting], -(weight[waiting] * deficit[waiting]), rank[waiting]))]
+        if not any(try_join(state, names[i]) or try_open(state, names[i]) for i in order):
+            break
+    drop_spare_gpus(state)
+    return state
+
+
+def _short(state: _State) -> list[str]:
+    return [m for m in state.capacity if state.deficit(m) > 1e-6 * max(1.0, state.demand[m])]
+
+
 class GreedyPack:
     name = "greedy-pack"
     description = "greedy packing with sharing: most-unserved model onto the least-loaded GPU with room (baseline)"
 
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
         start = time.perf_counter()
-        state = _State(problem)
-        max_steps = 10 * sum(math.ceil(m.demand_rps) + 1 for m in problem.demanded_models) + 1000
-        for _ in range(max_steps):
-            waiting = sorted((m for m in state.capacity if state.deficit(m) > _EPS), key=lambda m: (-state.urgency(m), m))
-            if not waiting or not any(try_join(state, m) or try_open(state, m) for m in waiting):
+        first: tuple[str, ...] = ()
+        state = run_greedy(problem)
+        starts = 1
+        while problem.objective == "min_cost" and starts <= RESTARTS:
+            left_out = tuple(m for m in _short(state) if m not in first)
+            if not left_out:
                 break
-        drop_spare_gpus(state)
-        patterns = _patterns(state)
-        short = [m for m in state.capacity if state.deficit(m) > 1e-6 * max(1.0, problem.model(m).demand_rps)]
+            first += left_out
+            state = run_greedy(problem, first)
+            starts += 1
+        short = _short(state)
         wall = time.perf_counter() - start
-        stats = {"gpus": sum(g.tensor_parallel for g in state.gpus)}
+        stats = {"gpus": sum(g.tensor_parallel for g in state.gpus), "starts": starts}
         if problem.objective == "min_cost" and short:
             return SolveResult(self.name, SolveStatus.INFEASIBLE, problem.objective, math.nan, heuristic_bound(problem),
-                               (), {}, wall, message=f"greedy-pack could not place {', '.join(short)}", stats=stats)
+                               (), {}, wall, stats=stats,
+                               message=f"greedy-pack found no plan in {starts} starts: it could not place "
+                                       f"{', '.join(short)} (a heuristic: this does not prove that no plan exists; "
+                                       "colgen searches all of them)")
+        patterns = _patterns(state)
         result = make_result(problem, self.name, SolveStatus.FEASIBLE, patterns, heuristic_bound(problem), wall, stats=stats)
         if abs(result.value - result.bound) <= 1e-9 * max(1.0, abs(result.value)):
             result = make_result(problem, self.name, SolveStatus.OPTIMAL, patterns, result.bound, wall, stats=stats)
