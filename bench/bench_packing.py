@@ -72,6 +72,8 @@ def run_one(scenario, problem, name: str, time_limit_s: float, seed: int) -> dic
         )
         if violations:
             row["violations"] = violations[:3]
+    if result.message:
+        row["message"] = result.message[:400]
     if result.stats:
         row["stats"] = {k: v for k, v in result.stats.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool) and v != ""}
     return row
@@ -168,6 +170,10 @@ def render_markdown(data: dict) -> str:
             lines.append(f"| {row['solver']} | {row['status']} | {row['wall_s']} | {row.get('cost_usd_per_hour') or ''} | "
                          f"{row.get('bound') or ''} | {gap} | {row.get('gpus') or ''} | {row.get('shared_gpus') or ''} | "
                          f"{row.get('verified', '')} | {ratio} |")
+        no_plan = [f"{row['solver']}: {row.get('message') or row.get('error')}" for row in inst["results"]
+                   if not row.get("cost_usd_per_hour") and (row.get("message") or row.get("error"))]
+        if no_plan:
+            lines += ["", "without a plan: " + " | ".join(no_plan)]
         parts = inst.get("bounds", {})
         if parts:
             lines += ["", "proven bounds, each alone: " + ", ".join(

@@ -24,9 +24,9 @@ def default_inner_solver() -> str:
     return "colgen" if "colgen" in SOLVERS else "greedy-pack"
 
 
-def _serves_everyone(problem: PlacementProblem) -> bool:
+def _models_it_cannot_run(problem: PlacementProblem) -> list[str]:
     names = set(problem.candidates.model)
-    return all(m.name in names for m in problem.demanded_models)
+    return [m.name for m in problem.demanded_models if m.name not in names]
 
 
 def _better(problem: PlacementProblem, a: SolveResult, b: SolveResult | None) -> bool:
@@ -51,17 +51,22 @@ class BestSingleType:
         inner_name = self.inner or default_inner_solver()
         inner = get_solver(inner_name)
         per_type: dict[str, float] = {}
+        why_not: list[str] = []  # per type that gave no plan, why
         best: SolveResult | None = None
         types = [g.name for g in problem.gpu_types]
         for i, gpu_type in enumerate(types):
             sub = restrict_to_gpu_types(problem, {gpu_type})
-            if problem.objective == "min_cost" and not _serves_everyone(sub):
-                continue  # some model has no option on this type
+            missing = _models_it_cannot_run(sub)
+            if problem.objective == "min_cost" and missing:
+                why_not.append(f"{gpu_type} runs no option of {len(missing)} model(s) ({missing[0]}"
+                               f"{', ...' if len(missing) > 1 else ''})")
+                continue
             left = settings.time_limit_s - (time.perf_counter() - start)
             result = inner.solve(sub, replace(settings, time_limit_s=max(0.1, left / (len(types) - i))))
-            if not result.patterns and problem.demanded_models and problem.objective == "min_cost":
-                continue
-            if not math.isfinite(result.value):
+            if not math.isfinite(result.value) or (not result.patterns and problem.demanded_models
+                                                   and problem.objective == "min_cost"):
+                why_not.append(f"{gpu_type}: {inner_name} {result.status.value}"
+                               + (f" ({result.message})" if result.message else ""))
                 continue
             per_type[gpu_type] = result.value
             if _better(problem, result, best):
@@ -70,7 +75,8 @@ class BestSingleType:
         stats = {"inner": inner_name, "value_per_type": per_type}
         if best is None:
             return SolveResult(self.name, SolveStatus.INFEASIBLE, problem.objective, math.nan, heuristic_bound(problem),
-                               (), {}, wall, message="no single GPU type can serve every model", stats=stats)
+                               (), {}, wall, stats=stats,
+                               message="no single GPU type can serve every model: " + "; ".join(why_not))
         proven_for_full = len(types) == 1 and best.status is SolveStatus.OPTIMAL
         bound = best.bound if len(types) == 1 else heuristic_bound(problem)
         if problem.objective == "min_cost":
