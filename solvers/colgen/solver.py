@@ -12,6 +12,8 @@
    (solvers.colgen.dive), then on small masters a MIP over every column from the best plan.
 5. Polish (min_cost, up to POLISH_MAX_MODELS models): neighbourhood search from the best
    plan (solvers.colgen.polish).
+6. Pool MIP (min_cost, small pools, long time limits: `pool_mip_nodes`): a MIP over every
+   pattern generated, from scratch.
 The phases stop on work limits (iterations, MIP nodes), so the same input gives the same
 plan; the time limit is a guard, and a plan cut short by it has status `time_limit`.
 """
@@ -64,6 +66,8 @@ class Progress:
     thorough_rounds: int = 0
     warm_value: float = math.nan
     dive_rule: str = ""
+    pool_mip_s: float = 0.0
+    pool_mip_value: float = math.nan
 
 
 # The warm start's CP-SAT stops on deterministic time (a work limit), this share of the time
@@ -158,6 +162,18 @@ BOUND_RESERVE_SHARE = 0.05  # of the time limit, kept from the integer master fo
 BOUND_MIN_S = 0.5  # the bound's MIP (solvers.bounds) gets the solve's time left, at least this
 POLISH_MAX_MODELS = 100  # neighbourhood search (solvers.colgen.polish) after the integer master up to this
 POLISH_ITERATIONS = 2  # column generation iterations on each neighbourhood's residual master
+# The pool MIP: after polish, HiGHS's MIP over every pattern the solve generated (the main
+# master's and every residual master's, about 2,400-3,100 at 50 models against 600 in the main
+# master), from scratch, where the pool has at most POOL_MIP_MAX_COLUMNS patterns and the time
+# limit gives POOL_MIP_S_PER_MODEL a model; POOL_MIP_NODES_PER_S nodes per second of the limit
+# (a work limit: the same input, the same plan). From scratch, because HiGHS (1.16 as 1.x
+# before) given a start with presolve on reports an objective it did not reach and hands the
+# start back (fleet-200x512: "1,316.06", returned 1,339.87), and with presolve off searches
+# too slowly to find these plans. Measured on 2 cores, plan from colgen's earlier phases ->
+# MIP over its pool (bench/bench_pool_mip.py, reports/pool_mip.md).
+POOL_MIP_MAX_COLUMNS = 3500  # 100 models (4,100-5,500 patterns): worse than the plan after 60 s
+POOL_MIP_S_PER_MODEL = 1.0
+POOL_MIP_NODES_PER_S = 20
 TAIL_ITERATIONS = 10  # stop column generation when the LP moved less than
 TAIL_TOLERANCE = 1e-3  # this share over that many iterations (tailing off)
 
@@ -174,6 +190,13 @@ def dive_settings(models: int, time_limit_s: float) -> DiveSettings:
     if time_limit_s >= FAST_DISJOINT_S_PER_MODEL * models:
         return FAST_DISJOINT_DIVE
     return FAST_DIVE if time_limit_s >= FAST_DIVE_S_PER_MODEL * models else HASTY_DIVE
+
+
+def pool_mip_nodes(models: int, patterns: int, time_limit_s: float) -> int:
+    """Node limit of the pool MIP (0: none), a rule on the input and the time limit."""
+    if patterns > POOL_MIP_MAX_COLUMNS or time_limit_s < POOL_MIP_S_PER_MODEL * models:
+        return 0
+    return int(POOL_MIP_NODES_PER_S * time_limit_s)
 
 
 def dive_portfolio(models: int, time_limit_s: float) -> list[DiveSettings]:
@@ -206,9 +229,11 @@ class ColumnGeneration:
     description = "column generation over GPU patterns: sharing, TP groups, proven bound"
     patterns_seen: tuple = ()  # after a solve: every pattern it generated, in the order found
 
-    def __init__(self, dive: DiveSettings | None = None):
-        """`dive`: these dive settings whatever `dive_settings` says (bench/bench_dive_rules.py)."""
+    def __init__(self, dive: DiveSettings | None = None, pool_mip: bool = True):
+        """`dive`: these dive settings whatever `dive_settings` says (bench/bench_dive_rules.py);
+        `pool_mip=False`: no pool MIP whatever `pool_mip_nodes` says (bench/bench_pool_mip.py)."""
         self.dive = dive
+        self.pool_mip = pool_mip
         self._report = lambda text: None  # settings.report during a solve (progress lines)
 
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
@@ -318,6 +343,23 @@ class ColumnGeneration:
             progress.polish_s += time.perf_counter() - t0
             progress.polish_value = self._evaluate(problem, polished)[0]
             candidates.append(polished)
+        # Phase E (min_cost, small pools, long time limits): a MIP over every pattern generated
+        incumbent = self._best(problem, candidates)
+        nodes = pool_mip_nodes(len(index.models), len(pool), settings.time_limit_s) if self.pool_mip else 0
+        if master.min_cost and incumbent is not None and fair_share is None and nodes > 0:
+            t0 = time.perf_counter()
+            self._report(f"integer master over all {len(pool):,} patterns generated")
+            whole = Master(problem, index)
+            self._add(whole, problem, index, {}, singleton_columns(problem, index))
+            self._add(whole, problem, index, {}, list(pool))
+            counts, _, _ = whole.solve_mip(max(0.05, deadline - time.perf_counter() - BOUND_RESERVE_SHARE * limit),
+                                           settings.seed, max_nodes=nodes)
+            if whole.mip_stopped_by_clock:  # not its node limit: the plan may depend on the clock
+                progress.hit_time_limit = True
+            if counts is not None:
+                candidates.append(self._patterns(whole, counts))
+                progress.pool_mip_value = self._evaluate(problem, candidates[-1])[0]
+            progress.pool_mip_s += time.perf_counter() - t0
         if time.perf_counter() > deadline:
             progress.hit_time_limit = True
         best = self._best(problem, candidates, fair_share, maximize_share)
