@@ -350,8 +350,7 @@ class ColumnGeneration:
             t0 = time.perf_counter()
             self._report(f"integer master over all {len(pool):,} patterns generated")
             whole = Master(problem, index)
-            self._add(whole, problem, index, {}, singleton_columns(problem, index))
-            self._add(whole, problem, index, {}, list(pool))
+            self._add(whole, problem, index, {}, list(pool))  # the pool holds the singletons too
             counts, _, _ = whole.solve_mip(max(0.05, deadline - time.perf_counter() - BOUND_RESERVE_SHARE * limit),
                                            settings.seed, max_nodes=nodes)
             if whole.mip_stopped_by_clock:  # not its node limit: the plan may depend on the clock
