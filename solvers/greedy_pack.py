@@ -104,6 +104,7 @@ class _OpenGpu:
     alone_ms: dict[str, float] = field(default_factory=dict)
     memory_used_gib: float = 0.0
     member_rates: dict[str, float] = field(default_factory=dict)  # what each member gets here now
+    slot: int = -1  # its place in _SharedGpus of its type (single GPUs only)
 
     def cycle_ms(self, extra_alone_ms: float = 0.0, extra_members: int = 0) -> float:
         n = len(self.members) + extra_members
@@ -136,8 +137,9 @@ class _OpenGpu:
 
 class _SharedGpus:
     """The open single GPUs of one type, as arrays, so a joining model is checked against
-    all of them at once: memory used, members' summed alone times, and the cycle the
-    members' SLOs allow."""
+    all of them at once: memory used, members' summed alone times, the cycle the members'
+    SLOs allow, the cycle at which the members keep what they serve, and a version that
+    changes whenever any of these or a member's capacity may have changed."""
 
     def __init__(self):
         self.gpus: list[_OpenGpu] = []
@@ -152,16 +154,17 @@ class _SharedGpus:
             for name in ("memory_used_gib", "alone_sum_ms", "slack_ms", "keep_cycle_ms", "version"):
                 array = getattr(self, name)
                 setattr(self, name, np.concatenate([array, np.zeros(len(self.gpus), dtype=array.dtype)]))
+        gpu.slot = len(self.gpus)
         self.gpus.append(gpu)
 
-    def update(self, position: int, problem: PlacementProblem, capacity: dict[str, float],
+    def update(self, gpu: _OpenGpu, problem: PlacementProblem, capacity: dict[str, float],
                demand: dict[str, float]) -> None:
-        gpu = self.gpus[position]
-        self.memory_used_gib[position] = gpu.memory_used_gib
-        self.alone_sum_ms[position] = sum(gpu.alone_ms.values())
-        self.slack_ms[position] = gpu.members_slack_ms(problem)
-        self.keep_cycle_ms[position] = gpu.cycle_members_keep_ms(capacity, demand)
-        self.version[position] += 1
+        slot = gpu.slot
+        self.memory_used_gib[slot] = gpu.memory_used_gib
+        self.alone_sum_ms[slot] = sum(gpu.alone_ms.values())
+        self.slack_ms[slot] = gpu.members_slack_ms(problem)
+        self.keep_cycle_ms[slot] = gpu.cycle_members_keep_ms(capacity, demand)
+        self.version[slot] += 1
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,6 @@ class _State:
         self.spent = 0.0
         self.budget = problem.budget_usd_per_hour if problem.budget_usd_per_hour is not None else math.inf
         self.shared = {g.name: _SharedGpus() for g in problem.gpu_types}
-        self.position: dict[int, int] = {}  # GPU index -> its place in shared[its type]
         self.shared_gpus_of: dict[str, list[_OpenGpu]] = {m.name: [] for m in problem.demanded_models}
         # (model, type) -> per open GPU of the type, its version when the model could not join it
         self.refused: dict[tuple[str, str], np.ndarray] = {}
@@ -266,9 +268,9 @@ def _apply(state: _State, gpu: _OpenGpu, model: str, batch: int) -> None:
     for m in gpu.members:  # its capacity changed, and so may what the other GPUs holding it accept
         for other in state.shared_gpus_of[m]:
             if other is not gpu:
-                state.shared[other.gpu_type].update(state.position[other.index], state.problem, state.capacity, state.demand)
+                state.shared[other.gpu_type].update(other, state.problem, state.capacity, state.demand)
     if gpu.tensor_parallel == 1:
-        state.shared[gpu.gpu_type].update(state.position[gpu.index], state.problem, state.capacity, state.demand)
+        state.shared[gpu.gpu_type].update(gpu, state.problem, state.capacity, state.demand)
 
 
 def _join_candidates(state: _State, model: str) -> list[_OpenGpu]:
@@ -318,8 +320,7 @@ def try_join(state: _State, model: str) -> bool:
             if refused is not None:
                 grown[:len(refused)] = refused
             refused = state.refused[(model, gpu.gpu_type)] = grown
-        position = state.position[gpu.index]
-        refused[position] = shared.version[position]
+        refused[gpu.slot] = shared.version[gpu.slot]
     return False
 
 
@@ -346,9 +347,7 @@ def try_open(state: _State, model: str) -> bool:
     gpu = _OpenGpu(len(state.gpus), option.gpu_type, option.degree, info.memory_gib, info.interference_factor)
     state.gpus.append(gpu)
     if option.degree == 1:
-        shared = state.shared[option.gpu_type]
-        state.position[gpu.index] = len(shared.gpus)
-        shared.add(gpu)
+        state.shared[option.gpu_type].add(gpu)
     _apply(state, gpu, model, option.batch)
     return True
 
