@@ -171,6 +171,36 @@ def test_a_dive_out_of_time_still_returns_a_whole_plan(seed):
     assert all(pattern_violations(problem, pc.pattern) == [] for pc in plan)
 
 
+def test_a_dive_whose_round_ups_exhaust_the_inventory_backtracks():
+    """On a small fleet (20 models, 24 GPUs of 3 types) the careful dive's round-ups take the
+    last GPUs of the cheap types, and the residual LP has no plan. Before backtracking the dive
+    gave up there (None); it now goes back a round, fixes whole GPUs or one round-up, and
+    ends with a whole plan."""
+    import time
+
+    from solvers.colgen.dive import dive
+    from solvers.colgen.solver import CAREFUL_DIVE, DIVE_FILLS_PER_CYCLE, Progress
+
+    problem = build_problem(Scenario.model_validate(generate_scenario(20, 24, 3, 0, mix="mixed")))
+    index = Index.of(problem)
+    master = Master(problem, index)
+    master.add_columns(singleton_columns(problem, index))
+    solver = ColumnGeneration()
+    lp, _, _ = solver._generate(problem, index, master, {}, Progress(), time.perf_counter() + 600, prove=False, warm=None)
+    support = [c.pattern for c, v in zip(master.columns, lp.x) if v > 1e-9 and len(c.pattern.members) > 1]
+
+    def generate(rest, sub, columns, stop_at, hurry):
+        solver._add(sub, problem, rest, {}, columns)
+        solver._generate(problem, rest, sub, {}, Progress(), stop_at, prove=False, warm=None,
+                         max_iterations=CAREFUL_DIVE.iterations_per_round, fills_per_cycle=DIVE_FILLS_PER_CYCLE,
+                         max_columns_per_type=CAREFUL_DIVE.columns_per_type)
+
+    plan = dive(problem, index, support, generate, time.perf_counter() + 600, CAREFUL_DIVE.round_up_share)
+    assert plan is not None
+    assert ColumnGeneration._feasible(problem, plan)
+    assert all(pattern_violations(problem, pc.pattern) == [] for pc in plan)
+
+
 @pytest.mark.slow
 def test_colgen_bound_on_the_root_tier_is_best_cost_bound_from_either_thread():
     """On mid-size fleets colgen computes solvers.bounds.best_cost_bound (the relaxation's MIP

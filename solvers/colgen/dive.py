@@ -4,6 +4,8 @@ Each round solves the master LP of what is left (demand not yet covered, GPUs an
 not yet used), re-prices columns for it (coefficients capped at the *remaining* demand, so
 leftovers of several models are worth sharing a GPU), then fixes the LP's whole GPUs and
 when none is whole, rounds up the ones it uses most. Rounds repeat until all demand is covered.
+When a round's round-ups leave no plan over the GPUs left (a small, tight inventory), the dive
+goes back to before that round and fixes only whole GPUs, or one round-up (BACKTRACKS times).
 Short of time it hurries (one pricing iteration a round, a round-up every round); past its
 deadline it finishes without pricing (see `dive`).
 """
@@ -25,6 +27,7 @@ from solvers.colgen.pricing import singleton_columns
 ROUND_UP_MIN = 0.5  # a column is rounded up (when none is whole) only from this value
 FINISH_GRACE_SHARE = 0.04  # of the dive's window, for rounds without pricing past the deadline
 HURRY_SHARE = 0.08  # 1,000 models at 60 s end their dive at 40-42 s of a window to 54 s: room for a slower run
+BACKTRACKS = 4  # times a dive whose round-ups left no plan over the inventory may go back a round
 
 
 @dataclass
@@ -56,6 +59,9 @@ class FixedGpus:
                 self.used_group_gpus[key] = self.used_group_gpus.get(key, 0) + gpus * times
         self.used_usd_per_hour += cost * times
 
+    def copy(self) -> FixedGpus:
+        return FixedGpus(dict(self.counts), dict(self.used_gpus), dict(self.used_group_gpus), self.used_usd_per_hour)
+
     def patterns(self) -> tuple[PatternCount, ...]:
         return tuple(PatternCount(p, n) for p, n in sorted(self.counts.items()) if n > 0)
 
@@ -80,6 +86,9 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
     left (complete_with_singletons).
     """
     fixed = FixedGpus()
+    saved: list[tuple[FixedGpus, np.ndarray]] = []  # the state before each round's fixes, for backtracking
+    backtracks_left = BACKTRACKS
+    cautious = False  # the round after a backtrack: whole GPUs only, else one round-up
     window_s = max(deadline - time.perf_counter(), 1e-9)
     grace_s = FINISH_GRACE_SHARE * window_s if finish_grace_s is None else finish_grace_s
     full = index.model_index()
@@ -117,7 +126,16 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
             generate(rest, sub, columns, deadline, hurry)
         lp = sub.solve_lp()
         if lp is None or sub.slack_used() > 1e-7:
-            return complete_with_singletons(problem, rest, fixed) if finishing else None
+            if finishing:
+                return complete_with_singletons(problem, rest, fixed)
+            if not saved or not backtracks_left:
+                return None
+            # the last round's round-ups took GPUs the rest needs (a small, tight inventory):
+            # go back to before them and fix more carefully
+            fixed, covered = saved.pop()
+            backtracks_left -= 1
+            cautious = True
+            continue
         x = np.zeros(len(sub.columns))
         x[: len(lp.x)] = lp.x
         support = [c.pattern for c, v in zip(sub.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
@@ -130,11 +148,17 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
         elif finishing:
             fractional = [j for j in np.argsort(-(x - whole), kind="stable") if x[j] - whole[j] > 1e-6]
             round_up = {j for j in fractional if x[j] - whole[j] >= ROUND_UP_MIN} or set(fractional[:1])
+        elif cautious:
+            # after a backtrack: the whole GPUs, or, when none is whole, only the largest fraction
+            order = [j for j in np.argsort(-x, kind="stable") if x[j] > 1e-6]
+            round_up = set() if whole.any() else set(order[:1])
         elif not whole.any() or hurry:
             # nothing whole left (or short of time): round up the columns the LP uses most (at
             # least the largest)
             order = [j for j in np.argsort(-x, kind="stable") if x[j] > 1e-6]
             round_up = {j for j in order[: max(1, math.ceil(round_up_share * len(order)))] if x[j] >= ROUND_UP_MIN} or set(order[:1])
+        saved.append((fixed.copy(), covered.copy()))
+        cautious = False
         progress_made = False
         if finishing or hurry:
             # whole GPUs first, then round-ups by LP value, each only while one of its members
