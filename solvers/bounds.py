@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from planner.problem import PlacementProblem
 
@@ -82,6 +83,7 @@ def best_cost_bound(problem: PlacementProblem, time_limit_s: float = REPLICA_MIP
     from solvers.replica_relaxation import replica_cost_bound
 
     replica = math.nan
+    started = time.perf_counter()
     if problem.objective == "min_cost":
         tier = replica_tier(problem)
         if tier == "mip":
@@ -92,7 +94,9 @@ def best_cost_bound(problem: PlacementProblem, time_limit_s: float = REPLICA_MIP
             replica = replica_cost_bound(problem, integer=True, root_only=True, time_limit_s=time_limit_s,
                                          slo_classes_on=classes).value
             if classes:
-                banded = replica_cost_bound(problem, band_ratio=REPLICA_LP_BAND_RATIO, time_limit_s=time_limit_s).value
+                # the time the root left (the limit covers both)
+                left_s = time_limit_s - (time.perf_counter() - started)
+                banded = replica_cost_bound(problem, band_ratio=REPLICA_LP_BAND_RATIO, time_limit_s=left_s).value
                 replica = max(replica, banded) if math.isfinite(replica) else banded
         else:
             replica = replica_cost_bound(problem).value
