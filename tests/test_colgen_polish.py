@@ -61,6 +61,37 @@ def test_polish_packs_a_plan_without_sharing_cheaper(seed):
     assert any(len(pc.pattern.members) > 1 for pc in polished)
 
 
+def test_polish_never_replans_a_neighbourhood_it_tried_since_the_plan_last_changed(monkeypatch):
+    """A neighbourhood of an unchanged plan gives the same answer, so once one found nothing
+    polish moves on to another (and stops when every one was tried): on a 12-model fleet,
+    where the neighbourhoods cover most of the plan, the rounds re-planned the same freed
+    GPUs again and again before."""
+    import solvers.colgen.polish as polish_module
+
+    problem = build_problem(many_small_models_scenario(12, 0))
+    index = Index.of(problem)
+    solver = ColumnGeneration()
+    replanned_real = polish_module._replan
+    calls: list[tuple[frozenset, bool]] = []
+
+    def recording(problem, index, current, freed, *rest):
+        answer = replanned_real(problem, index, current, freed, *rest)
+        calls.append((frozenset(freed), answer is not None))
+        return answer
+
+    monkeypatch.setattr(polish_module, "_replan", recording)
+    start = _one_model_per_gpu(problem, index)
+    polished, improved, _ = polish(problem, index, start, [], solver._residual_generator(problem, {}, Progress()),
+                                   time.perf_counter() + 600, seed=0, rounds=40)
+    assert improved >= 1 and len(calls) >= 2
+    since_change: set = set()
+    for freed, changed in calls:
+        assert freed not in since_change
+        since_change = set() if changed else since_change | {freed}
+    assert len(calls) < 40  # it stopped once every neighbourhood of the final plan was tried
+    assert solver._feasible(problem, polished)
+
+
 def _pattern(gpu_type: str, *models: str) -> Pattern:
     return Pattern(gpu_type, 1, tuple(Member(m, 1, 1.0) for m in sorted(models)))
 
