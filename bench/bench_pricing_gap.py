@@ -10,9 +10,11 @@ For each fleet scenario:
    heuristic missed. The best of them (as a share of the GPU's price) says how far the
    heuristic is from exact; up to `--columns` per type are added and colgen's pricing runs
    to convergence again. After the rounds, the LP is close to the true pattern LP;
-3. the Lagrangian bound from the last round's duals (LP - sum_t count_t x the exact bound
-   on type t's best reduced profit, within `--knapsacks` bounds per type), next to the
-   proven bound colgen reports (solvers.bounds.best_cost_bound).
+3. two proven bounds from each round's duals and exact bounds on each type's best reduced
+   profit (within `--knapsacks` band bounds per type, refined best first): the Lagrangian
+   bound (LP - sum_t count_t x profit_t) and the scaled dual (Farley) bound
+   (LP / (1 + max_t profit_t / price_t), solvers.colgen.exact_pricing.scaled_dual_bound),
+   the best round's, next to the proven bound colgen reports (solvers.bounds.best_cost_bound).
 No time limit that matters to users: this is a measurement, not a solver setting.
 
     .venv/bin/python bench/bench_pricing_gap.py                   # 50 and 200 models
@@ -41,7 +43,7 @@ from planner.problem import build_problem  # noqa: E402
 from planner.scenario import load_scenario  # noqa: E402
 from solvers.bounds import best_cost_bound  # noqa: E402
 from solvers.colgen.columns import Index, type_items  # noqa: E402
-from solvers.colgen.exact_pricing import prove_type  # noqa: E402
+from solvers.colgen.exact_pricing import prove_type, scaled_dual_bound  # noqa: E402
 from solvers.colgen.master import Master  # noqa: E402
 from solvers.colgen.pricing import SharedPricer, singleton_columns  # noqa: E402
 from solvers.colgen.solver import ColumnGeneration, Progress  # noqa: E402
@@ -63,7 +65,7 @@ def exact_round(problem, index, master, lp, knapsacks: int, keep: int) -> dict:
     """One round of exact pricing at `lp`'s duals: per type, the best missed reduced cost and
     the exact bound on the best reduced profit; the columns to add (up to `keep` a type)."""
     pricer = SharedPricer(problem, index, type_items(problem, index))
-    per_type, columns, loss = {}, [], 0.0
+    per_type, columns, loss, profits, prices = {}, [], 0.0, {}, {}
     for it, flat, demand, cv in zip(pricer.items, pricer.flat, pricer.demand, pricer.cv):
         gpu = problem.gpu_types[it.type_index]
         price = gpu.cost_per_hour_usd
@@ -89,6 +91,7 @@ def exact_round(problem, index, master, lp, knapsacks: int, keep: int) -> dict:
                 columns.append(column)
         count = gpu.count if gpu.count is not None else math.inf
         loss += count * max(0.0, proof.profit_bound)
+        profits[it.type_index], prices[it.type_index] = proof.profit_bound, price
         per_type[gpu.name] = {
             "best_missed_share": round(-priced_out[0][0] / price, 4) if priced_out else 0.0,
             "priced_out": len(priced_out),
@@ -96,7 +99,8 @@ def exact_round(problem, index, master, lp, knapsacks: int, keep: int) -> dict:
             "bounds_computed": proof.bands,
             "seconds": round(time.perf_counter() - t0, 2),
         }
-    return {"per_type": per_type, "columns": columns, "lagrangian": lp.value - loss}
+    return {"per_type": per_type, "columns": columns, "lagrangian": lp.value - loss,
+            "scaled_dual": scaled_dual_bound(lp.value, profits, prices)}
 
 
 def measure(file: str, rounds: int, knapsacks: int, keep: int) -> dict:
@@ -116,6 +120,7 @@ def measure(file: str, rounds: int, knapsacks: int, keep: int) -> dict:
         found = exact_round(problem, index, master, lp, knapsacks, keep)
         added = solver._add(master, problem, index, pool, found["columns"])
         entry = {"round": number, "lp_before": round(lp.value, 3), "lagrangian_bound": round(found["lagrangian"], 3),
+                 "scaled_dual_bound": round(found["scaled_dual"], 3),
                  "columns_added": added, "per_type": found["per_type"]}
         if added:
             lp, converged = converge(solver, problem, index, master, pool, progress)
@@ -140,17 +145,22 @@ def render(rows: list[dict]) -> str:
            "`.venv/bin/python bench/bench_pricing_gap.py` (see its docstring). $/h. The heuristic LP is colgen's",
            "pattern LP when its own pricing finds no more columns; exact pricing (solvers/colgen/exact_pricing.py)",
            "then finds patterns that price out, which colgen's pricing missed. Neither LP is a proven bound; the",
-           "Lagrangian bound from exact pricing is, and so is colgen's (the replica relaxation).", "",
+           "Lagrangian and the scaled dual (Farley) bounds from exact pricing are, and so is colgen's (the replica",
+           "relaxation).", "",
            "| scenario | heuristic LP (iterations, s) | best missed reduced cost, share of the GPU's price (round 0) "
-           "| LP after exact rounds (rounds, columns generated after the heuristic LP) | Lagrangian bound, last round | colgen's proven bound |",
-           "|---|---:|---|---:|---:|---:|"]
+           "| LP after exact rounds (rounds, columns generated after the heuristic LP) | Lagrangian bound, last round "
+           "| scaled dual bound, best round (s to it) | colgen's proven bound |",
+           "|---|---:|---|---:|---:|---:|---:|"]
     for row in rows:
         first = row["rounds"][0]["per_type"] if row["rounds"] else {}
         missed = ", ".join(f"{name} {100 * v['best_missed_share']:.1f}%" for name, v in first.items())
         last = row["rounds"][-1] if row["rounds"] else {"lagrangian_bound": math.nan}
+        scaled = [(e.get("scaled_dual_bound", math.nan), k) for k, e in enumerate(row["rounds"])]
+        best_scaled, at = max(scaled, default=(math.nan, -1))
+        to_it = row["heuristic_s"] + sum(e["seconds"] for e in row["rounds"][:at + 1])
         out.append(f"| {row['scenario']} | {row['heuristic_lp']:,.2f} ({row['heuristic_iterations']}, {row['heuristic_s']} s) "
                    f"| {missed} | {row['final_lp']:,.2f} ({len(row['rounds'])}, {row['columns_added']:,}) "
-                   f"| {last['lagrangian_bound']:,.2f} | {row['proven_bound']:,.2f} |")
+                   f"| {last['lagrangian_bound']:,.2f} | {best_scaled:,.2f} ({to_it:.0f} s) | {row['proven_bound']:,.2f} |")
     out += ["", "Per round: LP before and after, columns added, seconds; per type: the exact bound on the best",
             "reduced profit (share of the GPU's price) and how many band bounds it took.", ""]
     for row in rows:
@@ -160,7 +170,8 @@ def render(rows: list[dict]) -> str:
             types = "; ".join(f"{name}: missed {100 * v['best_missed_share']:.2f}%, bound {100 * v['profit_bound_share']:.1f}% "
                               f"({v['bounds_computed']:,} bounds, {v['seconds']} s)" for name, v in entry["per_type"].items())
             out.append(f"- round {entry['round']}: {entry['lp_before']:,.3f} -> {entry['lp_after']:,.3f}, "
-                       f"{entry['columns_added']} columns, {entry['seconds']} s. {types}")
+                       f"{entry['columns_added']} columns, {entry['seconds']} s; scaled dual bound "
+                       f"{entry.get('scaled_dual_bound', math.nan):,.3f}. {types}")
         out.append("")
     return "\n".join(out)
 

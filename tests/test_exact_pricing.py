@@ -4,6 +4,7 @@ with random duals and random MIR cuts, and the knapsack's picks become real patt
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 
 from planner.problem import build_problem, pattern_member_rates
 from solvers.colgen.columns import Index, type_items
-from solvers.colgen.exact_pricing import CutTerms, band_lagrangian_bound, band_upper_bound, prove_type
+from solvers.colgen.exact_pricing import (CutTerms, band_lagrangian_bound, band_upper_bound, prove_type,
+                                          scaled_dual_bound)
 from solvers.colgen.mir_cuts import mir_coefficient
 from solvers.colgen.pricing import SharedPricer
 from solvers.enumerate_patterns import enumerate_patterns
@@ -129,3 +131,69 @@ def test_a_pattern_worth_more_than_its_gpu_is_found():
         if not pattern_violations(problem, column.pattern):
             values.append(_value(problem, index, column.pattern, dual_demand, dual_presence, no_cuts))
     assert values and max(values) > constant
+
+
+def _scaled_dual_bound(problem) -> tuple[float, float]:
+    """(scaled dual bound, LP value) at the duals of colgen's pattern LP run until its own
+    pricing finds no column, with every type's best reduced profit bounded by prove_type."""
+    from solvers.colgen.master import Master
+    from solvers.colgen.pricing import singleton_columns
+    from solvers.colgen.solver import ColumnGeneration, Progress
+
+    index = Index.of(problem)
+    solver, pool = ColumnGeneration(), {}
+    master = Master(problem, index)
+    solver._add(master, problem, index, pool, singleton_columns(problem, index))
+    lp, _, _ = solver._generate(problem, index, master, pool, Progress(), math.inf, prove=True, warm=None,
+                                tail_iterations=10**9)
+    pricer = SharedPricer(problem, index, type_items(problem, index))
+    profits, prices = {}, {}
+    for it, flat, demand, cv in zip(pricer.items, pricer.flat, pricer.demand, pricer.cv):
+        price = problem.gpu_types[it.type_index].cost_per_hour_usd
+        constant = price - master.gpu_dual(it.type_index, 1, lp.duals) - price * lp.duals.budget
+        proof = prove_type(it, flat, cv, demand, lp.duals.demand[it.model_indices],
+                           lp.duals.presence[it.model_indices], constant, problem.max_utilization, 1e-3 * price,
+                           finest_ratio=1.001, cells=256, max_knapsacks=2000)
+        profits[it.type_index], prices[it.type_index] = proof.profit_bound, price
+    return scaled_dual_bound(lp.value, profits, prices), lp.value
+
+
+@functools.cache
+def _with_optimum(family: str, seed: int):
+    from test_replica_relaxation import EXACT_SETTINGS, mixed_scenario, sharing_scenario
+    from solvers.registry import get_solver
+
+    problem = build_problem({"sharing": sharing_scenario, "mixed": mixed_scenario}[family](seed))
+    exact = get_solver("enum-milp").solve(problem, EXACT_SETTINGS)
+    return problem, exact, _scaled_dual_bound(problem)
+
+
+@pytest.mark.parametrize("family", ["sharing", "mixed"])
+@pytest.mark.parametrize("seed", range(12))
+def test_the_scaled_dual_bound_never_exceeds_the_exact_optimum(family, seed):
+    """Farley's bound (scaled_dual_bound) holds for every plan: at most the enum-milp
+    optimum (every pattern) on seeded instances with sharing, interference, TP and bursty
+    arrivals (tests/test_replica_relaxation.py's families), and at most the LP it scales."""
+    from planner.problem import SolveStatus
+
+    problem, exact, (bound, lp_value) = _with_optimum(family, seed)
+    assert bound <= lp_value + 1e-9 * max(1.0, lp_value)
+    if exact.status is SolveStatus.OPTIMAL:
+        assert bound <= exact.value + 1e-6 * max(1.0, exact.value), (bound, exact.value)
+
+
+def test_the_scaled_dual_bound_is_the_lp_where_pricing_proves_it_converged():
+    """The bound must bite: on some of those instances exact pricing proves the pattern LP
+    (the bound is the LP value to 0.1%), and on some it is above the replica relaxation's LP."""
+    from planner.problem import SolveStatus
+    from solvers.replica_relaxation import replica_cost_bound
+
+    at_lp = above_replica = 0
+    for family in ("sharing", "mixed"):
+        for seed in range(12):
+            problem, exact, (bound, lp_value) = _with_optimum(family, seed)
+            if exact.status is not SolveStatus.OPTIMAL:
+                continue
+            at_lp += bound >= lp_value * (1 - 1e-3)
+            above_replica += bound > replica_cost_bound(problem).value * (1 + 1e-6)
+    assert at_lp >= 3 and above_replica >= 3, (at_lp, above_replica)
