@@ -9,7 +9,8 @@ and budget duals folded into a per-type constant c_t'), every plan costs at leas
     LP value - sum_t N_t * max(0, best reduced profit of a shared pattern of type t)
 
 (N_t: GPUs of type t a plan may use; every singleton is in the master, so only shared
-patterns can price out). This module bounds that best profit from above.
+patterns can price out), and at least LP value / (1 + max_t profit_t / price_t), Farley's
+scaled dual bound (`scaled_dual_bound`). This module bounds that best profit from above.
 
 A shared pattern's members (m, b) run round robin in a cycle D = sum of their batch times
 f l_m(b) (f: the type's interference factor); member m is worth
@@ -23,15 +24,19 @@ bounds on that relaxation, both valid for every pattern whose cycle lies in the 
 - `band_upper_bound`: a multiple-choice knapsack over time with times rounded down to cells
   of D_hi / cells; tight when picks have few large members (LLMs).
 A Lagrangian price on memory (value - mu x GiB, plus mu x the GPU's memory) keeps memory in
-both. Bands are geometric and are halved (geometrically) while their bound exceeds the
-tolerance, down to a finest ratio; the type's bound is the largest over the final bands.
+both. Bands are geometric; the band with the largest bound above the tolerance is halved
+(geometrically) next, down to a finest ratio, within a work limit of knapsacks; the type's
+bound is the largest over the final bands.
 
-Why not in colgen (measured, session 7, 2 cores): the bound over a band of ratio r
-overestimates a pattern's value by about r - 1 (capacity and rates both scale with the
-cycle), so proving a profit within 0.1% of a GPU's price needs bands of ratio ~1.001 wherever
-near-zero reduced costs sit, which at converged duals is most of the cycle range: at 50
-models 20,000 knapsacks per type left V100 and A100 unresolved. As a column finder it lowers
-the 200-model LP (1,299.8 -> 1,294.5) but not the plan (bench/bench_pricing_gap.py).
+Why not in colgen (measured on 2 cores, reports/pricing_gap.md): the bound over a band of
+ratio r overestimates a pattern's value by about r - 1 (capacity and rates both scale with
+the cycle), so a profit near zero needs fine bands across most of the cycle range. With best
+first refinement (session 11; depth first before spent the work limit on one band's
+corners) and 3,000 bounds a type, six rounds of exact columns prove at 50 models a
+Lagrangian bound of 91.40 and a scaled dual bound of 90.27 (the replica relaxation: 88.69)
+in about 35 s; at 200 models 1,216.59 and 1,212.12 after 200 s, far under the replica's
+1,288.34: types are still bounded at 2-7% of their price. As a column finder it lowers the
+LP (200 models 1,299.8 -> 1,292.9, 50 models 95.55 -> 94.20) but not the plan.
 """
 
 from __future__ import annotations
@@ -300,8 +305,8 @@ def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.nda
     # best first: the band with the largest bound is split next, so a work limit leaves the
     # type's bound (the largest over the bands) as low as that many knapsacks can make it.
     # (Depth first, session 7: the limit went to the first wide band's corners and left the
-    # rest at their first bound; fleet-50x64, 6,000 knapsacks a type, V100 at 121% of its
-    # price where best first proves 12%.)
+    # rest at their first bound; fleet-50x64 at colgen's converged duals, about 3,000 bounds
+    # a type: V100 at 205.8% of its price depth first, 12.4% best first.)
     heap = []
     lo = d_min
     while lo < d_max:
