@@ -278,11 +278,12 @@ def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.nda
         return TypeProof(it.type_index, -math.inf, 0)
     chosen = np.zeros(n, dtype=np.int64)
     prices = [q * max(constant, 0.0) / it.memory_gib for q in MEMORY_PRICES]
-    counter = [0]
+    solved = 0
 
     def bounded(lo: float, hi: float) -> tuple:
         """(-profit bound, lo, hi, knapsack pick or None) of one band: the smallest bound over
         the memory prices (Lagrangian first, the knapsack where that is above tolerance)."""
+        nonlocal solved
         bound, pick = math.inf, None
         for price in prices:
             options = _band_options(lo, hi, f, raw, flat.offsets, flat.lengths, it.memory_per_gpu_gib, it.slo_ms, cv,
@@ -291,11 +292,11 @@ def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.nda
             opt_i, opt_b, opt_t, opt_v, m = options
             held = price * it.memory_gib  # the memory price's constant term
             value = _lagrangian_bound(opt_i, opt_t, opt_v, m, n, hi, LAGRANGIAN_ITERATIONS) + held
-            counter[0] += 1
+            solved += 1
             if value - constant <= tolerance:
                 return (-(min(bound, value) - constant), lo, hi, None)
             value = min(value, _knapsack_bound(opt_i, opt_b, opt_t, opt_v, m, n, hi, cells, chosen) + held)
-            counter[0] += 1
+            solved += 1
             if value < bound:
                 bound, pick = value, chosen.copy()
             if bound - constant <= tolerance:
@@ -313,7 +314,7 @@ def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.nda
         heapq.heappush(heap, bounded(lo, min(lo * start_ratio, d_max * (1 + 1e-12))))
         lo *= start_ratio
     finest = []  # bands at the finest ratio, still above the tolerance
-    while heap and -heap[0][0] > tolerance and counter[0] < max_knapsacks:
+    while heap and -heap[0][0] > tolerance and solved < max_knapsacks:
         negative_profit, lo, hi, pick = heapq.heappop(heap)
         if hi / lo <= finest_ratio:
             finest.append((negative_profit, lo, hi, pick))
@@ -322,7 +323,7 @@ def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.nda
         heapq.heappush(heap, bounded(lo, mid))
         heapq.heappush(heap, bounded(mid, hi))
     bands = heap + finest
-    worst = max(-band[0] for band in bands)
+    worst = max((-band[0] for band in bands), default=-math.inf)  # no band: d_min == d_max
     picks = []
     for negative_profit, _, _, pick in sorted(bands, key=lambda band: (band[0], band[1])):
         if -negative_profit <= tolerance or pick is None:
@@ -330,7 +331,7 @@ def prove_type(it, flat, cv: np.ndarray, demand: np.ndarray, dual_demand: np.nda
         positions = np.nonzero(pick > 0)[0]
         if len(positions) >= 2:
             picks.append((positions, pick[positions]))
-    return TypeProof(it.type_index, worst, counter[0], picks)
+    return TypeProof(it.type_index, worst, solved, picks)
 
 
 def scaled_dual_bound(lp_value: float, profit_bounds: dict[int, float], prices: dict[int, float]) -> float:
