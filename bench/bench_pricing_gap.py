@@ -69,7 +69,7 @@ def exact_round(problem, index, master, lp, knapsacks: int, keep: int) -> dict:
     for it, flat, demand, cv in zip(pricer.items, pricer.flat, pricer.demand, pricer.cv):
         gpu = problem.gpu_types[it.type_index]
         price = gpu.cost_per_hour_usd
-        constant = price - master.gpu_dual(it.type_index, 1, lp.duals) - price * lp.duals.budget
+        constant = master.shared_gpu_constant(it.type_index, lp.duals)
         t0 = time.perf_counter()
         proof = prove_type(it, flat, cv, demand, lp.duals.demand[it.model_indices], lp.duals.presence[it.model_indices],
                            constant, problem.max_utilization, TOLERANCE_SHARE * price, max_knapsacks=knapsacks)

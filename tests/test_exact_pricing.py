@@ -150,7 +150,7 @@ def _scaled_dual_bound(problem) -> tuple[float, float]:
     profits, prices = {}, {}
     for it, flat, demand, cv in zip(pricer.items, pricer.flat, pricer.demand, pricer.cv):
         price = problem.gpu_types[it.type_index].cost_per_hour_usd
-        constant = price - master.gpu_dual(it.type_index, 1, lp.duals) - price * lp.duals.budget
+        constant = master.shared_gpu_constant(it.type_index, lp.duals)
         proof = prove_type(it, flat, cv, demand, lp.duals.demand[it.model_indices],
                            lp.duals.presence[it.model_indices], constant, problem.max_utilization, 1e-3 * price,
                            finest_ratio=1.001, cells=256, max_knapsacks=2000)

@@ -324,6 +324,13 @@ class Master:
         value += self.gpu_dual(col.type_index, col.gpus, duals) + col.cost_usd_per_hour * duals.budget
         return value
 
+    def shared_gpu_constant(self, type_index: int, duals: Duals) -> float:
+        """c_t': a one-GPU pattern of a type has reduced cost c_t' - (its members' demand,
+        presence and cut duals) (min_cost: its price less the GPU-row and budget duals; the
+        constant solvers.colgen.exact_pricing.prove_type bounds profits against)."""
+        price = self.problem.gpu_types[type_index].cost_per_hour_usd
+        return (price if self.min_cost else 0.0) - self.gpu_dual(type_index, 1, duals) - price * duals.budget
+
     def gpu_dual(self, type_index: int, gpus: int, duals: Duals) -> float:
         """Dual value (<= 0) of the GPU rows for a pattern of `gpus` GPUs of a type."""
         value = gpus * duals.inventory[type_index]
