@@ -12,9 +12,8 @@ import pytest
 
 from planner.pipeline import plan_scenario
 from planner.problem import SolveSettings, SolveStatus
-from packing_instances import many_small_models_scenario, small_scenario
+from packing_instances import EXACT_SETTINGS, many_small_models_scenario, small_scenario
 
-EXACT_SETTINGS = SolveSettings(time_limit_s=30.0, gap_target=1e-9, threads=2)
 COLGEN_SETTINGS = SolveSettings(time_limit_s=10.0)
 SEEDS = list(range(16))
 

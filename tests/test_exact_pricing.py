@@ -18,7 +18,7 @@ from solvers.colgen.mir_cuts import mir_coefficient
 from solvers.colgen.pricing import SharedPricer
 from solvers.enumerate_patterns import enumerate_patterns
 from solvers.packing_rules import pattern_violations
-from packing_instances import many_small_models_scenario, small_scenario
+from packing_instances import EXACT_SETTINGS, many_small_models_scenario, mixed_scenario, sharing_scenario, small_scenario
 
 SCENARIOS = [small_scenario(seed, "min_cost", interference=seed % 2 == 1, n_models=4, n_types=1 + seed % 2,
                             max_batch=6, cv=1.0) for seed in range(6)]
@@ -160,7 +160,6 @@ def _scaled_dual_bound(problem) -> tuple[float, float]:
 
 @functools.cache
 def _with_optimum(family: str, seed: int):
-    from test_replica_relaxation import EXACT_SETTINGS, mixed_scenario, sharing_scenario
     from solvers.registry import get_solver
 
     problem = build_problem({"sharing": sharing_scenario, "mixed": mixed_scenario}[family](seed))

@@ -20,11 +20,10 @@ from solvers.bounds import fluid_cost_bound
 from solvers.enumerate_patterns import EnumeratedPatternsMilp, TooManyPatterns
 from solvers.registry import get_solver
 from solvers.single_type import BestSingleType
-from packing_instances import many_small_models_scenario, small_scenario
+from packing_instances import EXACT_SETTINGS, many_small_models_scenario, small_scenario
 
 EXACT = ("enum-milp", "direct-milp", "direct-cpsat")
 BASELINES = ("greedy-pack", "best-single-type", "one-per-gpu")
-EXACT_SETTINGS = SolveSettings(time_limit_s=30.0, gap_target=1e-9, threads=2)
 
 
 def _kwargs(seed: int) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from packing_instances import small_scenario
+from packing_instances import EXACT_SETTINGS, mixed_scenario, sharing_scenario
 
 from planner.capacity import batch_latency_ms, planned_share
 from planner.generate import generate_scenario
@@ -36,7 +36,6 @@ from solvers.replica_relaxation import (
 )
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-EXACT_SETTINGS = SolveSettings(time_limit_s=30.0, gap_target=1e-9, threads=2)
 REL = 1e-6
 
 
@@ -45,35 +44,6 @@ def _at_most(bound: float, value: float) -> bool:
 
 
 # ----------------------------------------------------------------- small seeded instances
-def sharing_scenario(seed: int) -> Scenario:
-    """3-5 light models on 1-2 GPU types with SLOs from 15 to 130 ms (several SLO classes),
-    arrivals cv in {0, 0.5, 1, 2}, interference up to 1.4: most optima share GPUs."""
-    rng = np.random.default_rng(seed)
-    cv = [0.0, 0.5, 1.0, 2.0][seed % 4]
-    gpu_types = [{"name": f"G{t}", "memory_gib": float(rng.choice([8, 16, 24])),
-                  "cost_per_hour_usd": round(float(rng.uniform(0.5, 4.0)), 2), "count": int(rng.integers(3, 9)),
-                  "gpus_per_node": 4, "interference_factor": round(float(rng.uniform(1.0, 1.4)), 2)}
-                 for t in range(1 + seed % 2)]
-    models, demand = [], []
-    for i in range(3 + seed % 3):
-        profiles = {g["name"]: {"base_ms": round(float(rng.uniform(1.0, 6.0)), 2),
-                                "per_item_ms": round(float(rng.uniform(0.2, 1.5)), 2),
-                                "max_batch": int(rng.integers(1, 5))} for g in gpu_types}
-        slo = round(float(rng.choice([15.0, 20.0, 30.0, 60.0, 120.0])) * float(rng.uniform(0.9, 1.1)), 1)
-        models.append({"name": f"m{i}", "memory_gib": round(float(rng.uniform(1.0, 7.0)), 1), "slo_ms": slo,
-                       "profiles": profiles})
-        demand.append({"model": f"m{i}", "rate_rps": round(float(rng.uniform(5.0, 250.0)), 2), "cv": cv})
-    return Scenario.model_validate({"name": f"sharing-{seed}", "objective": "min_cost", "gpu_types": gpu_types,
-                                    "models": models, "demand": demand,
-                                    "max_utilization": round(float(rng.uniform(0.6, 1.0)), 2)})
-
-
-def mixed_scenario(seed: int) -> Scenario:
-    """tests/packing_instances.small_scenario with random arrivals, interference and TP models."""
-    return small_scenario(seed, "min_cost", interference=seed % 3 != 0, with_tp=seed % 2 == 0, n_models=2 + seed % 3,
-                          n_types=1 + seed % 3, max_batch=5, cv=[0.0, 0.5, 1.0, 2.0][seed % 4])
-
-
 FAMILIES = {"sharing": sharing_scenario, "mixed": mixed_scenario}
 SEEDS = range(24)
 
