@@ -113,3 +113,83 @@ def test_the_portfolio_keeps_the_cheaper_of_its_two_dives():
     assert not both.stats["hit_time_limit"]
     assert both.value == pytest.approx(min(alone), abs=1e-6)
     assert verify_plan(scenario, extract_plan(problem, both)) == []
+
+
+def test_when_no_phase_leaves_a_plan_colgen_returns_the_greedy_packing_plan(monkeypatch):
+    """A dive that runs out of time on a large, tight fleet can end without a plan, and the
+    type-level warm start finds none where only sharing fits the inventory (generated 1,000
+    models on 4,096 GPUs, seed 1, at 60 s: no plan at all). colgen then returns the greedy
+    packing baseline's plan rather than none. Here every phase is made to fail; the greedy
+    is the real one."""
+    from solvers.colgen.master import Master
+    from solvers.greedy_pack import GreedyPack
+
+    scenario = Scenario.model_validate(generate_scenario(30, 48, 4, 1))
+    problem = build_problem(scenario)
+    greedy = GreedyPack().solve(problem, SolveSettings(time_limit_s=30))
+    assert greedy.patterns
+    normal = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=30))
+    assert np.isnan(normal.stats["fallback_value"])  # not needed when a phase found a plan
+
+    monkeypatch.setattr(colgen, "_warm_start", lambda problem, settings: (None, False))
+    monkeypatch.setattr(colgen, "dive", lambda *args, **kwargs: None)
+    monkeypatch.setattr(Master, "solve_mip", lambda self, *args, **kwargs: (None, float("nan"), False))
+    result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=30))
+    assert result.patterns
+    assert result.value == pytest.approx(greedy.value, abs=1e-9)
+    assert result.stats["fallback_value"] == pytest.approx(greedy.value, abs=1e-3)  # stats are rounded
+    assert result.value >= normal.value - 1e-9
+    assert verify_plan(scenario, extract_plan(problem, result)) == []
+
+
+def test_residual_problem_leaves_what_the_fixed_gpus_do_not_take():
+    from solvers.colgen.columns import Index
+    from solvers.colgen.dive import FixedGpus, residual_problem
+
+    problem = build_problem(Scenario.model_validate(generate_scenario(40, 48, 4, 0)))
+    index = Index.of(problem)
+    fixed = FixedGpus()
+    limited = next(t for t, g in enumerate(problem.gpu_types) if g.count)
+    fixed.used_gpus[limited] = 1
+    fixed.used_usd_per_hour = problem.gpu_types[limited].cost_per_hour_usd
+    rest = index.residual(0.25 * index.demand_rps)
+    left = residual_problem(problem, rest, fixed)
+    assert [m.demand_rps for m in left.demanded_models] == pytest.approx([0.75 * d for d in index.demand_rps])
+    assert left.gpu_types[limited].count == problem.gpu_types[limited].count - 1
+    assert [g.count for t, g in enumerate(left.gpu_types) if t != limited] == \
+        [g.count for t, g in enumerate(problem.gpu_types) if t != limited]
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_out_of_time_the_dive_completes_by_greedy_packing_where_dedicated_replicas_do_not_fit(seed):
+    """When the dive is out of time it covers what is left with the cheaper of dedicated
+    replicas and greedy packing of the rest. On these tight fleets (40 models, 48 GPUs)
+    dedicated replicas alone cannot cover the demand; packing the rest can, from scratch and
+    from a half-fixed plan, and the merged plan keeps the fixed GPUs and is feasible."""
+    from solvers.colgen.columns import Index
+    from solvers.colgen.dive import FixedGpus, complete, complete_with_singletons
+    from solvers.packing_rules import pattern_violations
+
+    problem = build_problem(Scenario.model_validate(generate_scenario(40, 48, 4, seed)))
+    index = Index.of(problem)
+    assert complete_with_singletons(problem, index, FixedGpus()) is None
+    plan = complete(problem, index, FixedGpus())
+    assert plan is not None and ColumnGeneration._feasible(problem, plan)
+    assert all(pattern_violations(problem, pc.pattern) == [] for pc in plan)
+
+    # half of that plan fixed, the rest left to cover
+    fixed = FixedGpus()
+    type_index = {g.name: t for t, g in enumerate(problem.gpu_types)}
+    covered = np.zeros(len(index.models))
+    full = index.model_index()
+    from solvers.colgen.columns import make_column
+    for pc in plan[: len(plan) // 2]:
+        col = make_column(problem, index, pc.pattern)
+        fixed.add(pc.pattern, type_index[pc.pattern.gpu_type], col.gpus, col.cost_usd_per_hour, pc.count)
+        for i, cov in zip(col.model_indices, col.coverage_rps):
+            covered[full[index.models[i]]] += cov * pc.count
+    rest = index.residual(np.minimum(covered, index.demand_rps))
+    finished = complete(problem, rest, fixed)
+    assert finished is not None and ColumnGeneration._feasible(problem, finished)
+    counts = dict((pc.pattern, pc.count) for pc in finished)
+    assert all(counts.get(p, 0) >= n for p, n in fixed.counts.items())

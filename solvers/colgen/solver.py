@@ -68,6 +68,8 @@ class Progress:
     dive_rule: str = ""
     pool_mip_s: float = 0.0
     pool_mip_value: float = math.nan
+    fallback_s: float = 0.0  # the greedy packing baseline, when no phase left a plan (_fallback)
+    fallback_value: float = math.nan
 
 
 # The warm start's CP-SAT stops on deterministic time (a work limit), this share of the time
@@ -111,6 +113,9 @@ class DiveSettings:
     columns_per_type: int  # columns residual pricing keeps per GPU type and iteration
     disjoint_round_ups: bool = False  # a round rounds up only columns sharing no model (dive.disjoint_by_value)
     first_round_dedicated_only: bool = False  # the first round fixes dedicated columns only
+    # column generation iterations in the dive's second round, the first residual one (0: as
+    # the others), where the LP sees the leftovers of the GPUs the first round fixed whole
+    first_residual_iterations: int = 0
 
 
 # Which dive: a rule on the input (model count, time limit per model), not on the clock, so
@@ -292,13 +297,19 @@ class ColumnGeneration:
                 self._report(f"dive ({name}): {len(index.models)} models to place")
                 t0 = time.perf_counter()
 
-                def regenerate(rest, sub, columns, stop_at, hurry, how=how, name=name):
+                rounds = [0]
+
+                def regenerate(rest, sub, columns, stop_at, hurry, how=how, name=name, rounds=rounds):
                     self._report(f"dive ({name}): {len(rest.models)} of {len(index.models)} models left to place")
                     self._add(sub, problem, rest, pool, columns)
                     if hurry:  # the clock changes the plan: say so
                         progress.hit_time_limit = True
+                    rounds[0] += 1
+                    iterations = how.iterations_per_round
+                    if rounds[0] == 2 and how.first_residual_iterations:
+                        iterations = how.first_residual_iterations
                     self._generate(problem, rest, sub, pool, progress, stop_at, prove=False, warm=None,
-                                   max_iterations=1 if hurry else how.iterations_per_round,
+                                   max_iterations=1 if hurry else iterations,
                                    fills_per_cycle=DIVE_FILLS_PER_CYCLE, max_columns_per_type=how.columns_per_type)
 
                 dived = dive(problem, index, support, regenerate, start + DIVE_DEADLINE_SHARE * limit,
@@ -362,8 +373,32 @@ class ColumnGeneration:
         if time.perf_counter() > deadline:
             progress.hit_time_limit = True
         best = self._best(problem, candidates, fair_share, maximize_share)
+        if best is None and not maximize_share:
+            best = self._fallback(problem, settings, progress, fair_share)
+            if time.perf_counter() > deadline:
+                progress.hit_time_limit = True
         self.patterns_seen = tuple(pool)  # every pattern generated (bench/bench_column_integrality.py)
         return best, proven_bound, converged
+
+    def _fallback(self, problem, settings, progress, fair_share):
+        """The greedy packing baseline's plan (solvers.greedy_pack), when no phase left a plan:
+        a dive that ran out of time on a large, tight fleet can end with none (generated 1,000
+        models on 4,096 GPUs, seed 1, at 60 s), and the type-level warm start finds none where
+        only sharing fits the inventory. Seconds at most (fleet-1000x4096: 3.4 s), so it may
+        end a little past the time limit; the status says time_limit then."""
+        from solvers.greedy_pack import GreedyPack
+
+        self._report("no plan from the phases above: greedy packing")
+        t0 = time.perf_counter()
+        try:
+            result = GreedyPack().solve(problem, settings)
+        except Exception:  # a baseline failing must not stop the exact solver
+            return None
+        progress.fallback_s = time.perf_counter() - t0
+        if not result.patterns:
+            return None
+        progress.fallback_value = self._evaluate(problem, result.patterns)[0]
+        return self._best(problem, [result.patterns], fair_share)
 
     def _residual_generator(self, problem, pool, progress):
         """generate(rest, sub, columns, stop_at) for polish: the columns, then column
