@@ -193,3 +193,32 @@ def test_out_of_time_the_dive_completes_by_greedy_packing_where_dedicated_replic
     assert finished is not None and ColumnGeneration._feasible(problem, finished)
     counts = dict((pc.pattern, pc.count) for pc in finished)
     assert all(counts.get(p, 0) >= n for p, n in fixed.counts.items())
+
+
+def test_the_dives_second_round_prices_first_residual_iterations_times(monkeypatch):
+    """The second round of a dive (the first residual one) runs `first_residual_iterations`
+    pricing iterations, every other round `iterations_per_round` (one when hurried); the
+    fast dives use it, the careful ones do not."""
+    from dataclasses import replace as replace_settings
+
+    assert colgen.FAST_DIVE.first_residual_iterations > colgen.FAST_DIVE.iterations_per_round
+    assert colgen.FAST_DISJOINT_DIVE.first_residual_iterations == colgen.FAST_DIVE.first_residual_iterations
+    assert colgen.CAREFUL_DIVE.first_residual_iterations == 0 == colgen.HASTY_DIVE.first_residual_iterations
+
+    asked = []
+    original = ColumnGeneration._generate
+
+    def spy(self, *args, **kwargs):
+        if not kwargs.get("prove", True) and kwargs.get("fills_per_cycle") == colgen.DIVE_FILLS_PER_CYCLE:
+            asked.append(kwargs["max_iterations"])  # a dive round's residual pricing
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ColumnGeneration, "_generate", spy)
+    how = replace_settings(colgen.CAREFUL_DIVE, first_residual_iterations=7)
+    scenario = Scenario.model_validate(generate_scenario(60, 128, 4, 3))
+    problem = build_problem(scenario)
+    result = ColumnGeneration(dive=how).solve(problem, SolveSettings(time_limit_s=120))
+    assert not result.stats["hit_time_limit"]
+    # the dive's rounds come first (polish, which follows at 60 models, prices after them)
+    assert len(asked) >= 3 and asked[0] == how.iterations_per_round and asked[1] == 7
+    assert verify_plan(scenario, extract_plan(problem, result)) == []

@@ -82,8 +82,8 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
     Past the deadline the dive finishes without pricing: rounds over the known columns that
     fix whole GPUs and round up fractions of at least ROUND_UP_MIN (or the largest), for
     `finish_grace_s` (FINISH_GRACE_SHARE of the dive's window by default); then one last
-    round rounds every fraction still needed up, and dedicated replicas cover whatever is
-    left (complete_with_singletons).
+    round rounds every fraction still needed up, and the cheaper of dedicated replicas and
+    greedy packing covers whatever is left (`complete`).
     """
     fixed = FixedGpus()
     saved: list[tuple[FixedGpus, np.ndarray]] = []  # the state before each round's fixes, for backtracking
