@@ -125,12 +125,16 @@ def _table(rows: list[dict]) -> list[str]:
         lines.append(f"| {r['instance']} | {r['time_limit_s']:g} | {c['dive']} | {c['cost_usd_per_hour']:,.2f} | "
                      f"{c['status']} | {c['wall_s']} | {k['dive']} | {k['cost_usd_per_hour']:,.2f} | {k['status']} | "
                      f"{k['wall_s']} | {r['ratio']} | {c['verified'] and k['verified']} |")
-    ratios = [r["ratio"] for r in rows]
-    if ratios:
-        lines += ["", f"ratio: min {min(ratios)}, max {max(ratios)}, "
-                      f"{sum(1 for x in ratios if x < 1 - 1e-9)} of {len(ratios)} cheaper, "
-                      f"{sum(1 for x in ratios if x > 1 + 1e-9)} dearer."]
-    return lines
+    return lines + ratio_summary([r["ratio"] for r in rows])
+
+
+def ratio_summary(ratios: list[float]) -> list[str]:
+    """The closing line of a table of chosen / other ratios (none when there are no rows)."""
+    if not ratios:
+        return []
+    return ["", f"ratio: min {min(ratios)}, max {max(ratios)}, "
+                f"{sum(1 for x in ratios if x < 1 - 1e-9)} of {len(ratios)} cheaper, "
+                f"{sum(1 for x in ratios if x > 1 + 1e-9)} dearer."]
 
 
 def main() -> None:

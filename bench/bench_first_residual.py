@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,11 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 from planner.atomic import write_text_atomic  # noqa: E402
 from planner.generate import generate_scenario  # noqa: E402
-from planner.plan import extract_plan  # noqa: E402
-from planner.problem import SolveSettings, build_problem  # noqa: E402
 from planner.scenario import Scenario, load_scenario  # noqa: E402
-from planner.verify import verify_plan  # noqa: E402
-from solvers.colgen.solver import ColumnGeneration, dive_settings  # noqa: E402
+from solvers.colgen.solver import dive_settings  # noqa: E402
+
+from bench_dive_rules import ratio_summary, run  # noqa: E402  (bench/ is the script's directory)
 
 SCENARIOS = [("fleet-1000x4096.yaml", 60.0), ("fleet-1000x4096.yaml", 100.0), ("alibaba-2023.yaml", 60.0)]
 GENERATED = [(1000, 4096, 8, 2, 60.0), (500, 2048, 8, 1, 60.0), (500, 2048, 8, 2, 60.0), (500, 2048, 8, 3, 60.0)]
@@ -51,16 +49,6 @@ def instances():
     for models, gpus, types, seed, limit_s in GENERATED:
         yield (f"generated {models}x{gpus} seed {seed}",
                Scenario.model_validate(generate_scenario(models, gpus, types, seed)), limit_s)
-
-
-def run(scenario: Scenario, limit_s: float, forced) -> dict:
-    problem = build_problem(scenario)
-    start = time.perf_counter()
-    result = ColumnGeneration(dive=forced).solve(problem, SolveSettings(time_limit_s=limit_s))
-    wall = time.perf_counter() - start
-    plan = extract_plan(problem, result)
-    return {"cost_usd_per_hour": round(result.value, 4), "bound": round(result.bound, 4), "status": result.status.value,
-            "wall_s": round(wall, 2), "dive": result.stats["dive_rule"], "verified": verify_plan(scenario, plan) == []}
 
 
 def bench() -> dict:
@@ -95,11 +83,7 @@ def render_markdown(data: dict) -> str:
                      f"{r['iterations_per_round']} | {c['cost_usd_per_hour']:,.2f} | {c['status']} | {c['wall_s']} | "
                      f"{k['cost_usd_per_hour']:,.2f} | {k['status']} | {k['wall_s']} | {r['ratio']} | "
                      f"{c['verified'] and k['verified']} |")
-    ratios = [r["ratio"] for r in data["rows"]]
-    if ratios:
-        lines += ["", f"ratio: min {min(ratios)}, max {max(ratios)}, "
-                      f"{sum(1 for x in ratios if x < 1 - 1e-9)} of {len(ratios)} cheaper, "
-                      f"{sum(1 for x in ratios if x > 1 + 1e-9)} dearer."]
+    lines += ratio_summary([r["ratio"] for r in data["rows"]])
     return "\n".join(lines) + "\n"
 
 
