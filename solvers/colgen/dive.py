@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from planner.problem import Pattern, PatternCount, PlacementProblem, SolveSettings, SolveStatus
+from planner.problem import Pattern, PatternCount, PlacementProblem, SolveSettings, SolveStatus, patterns_cost
 from solvers.colgen.columns import Index, make_column
 from solvers.colgen.master import Master
 from solvers.colgen.pricing import singleton_columns
@@ -210,20 +210,13 @@ def complete(problem: PlacementProblem, rest: Index, fixed: FixedGpus) -> tuple[
     4,096 GPUs, seed 1, at 60 and 100 s: the dive ended without a plan)."""
     plans = [complete_with_singletons(problem, rest, fixed.copy()), complete_with_greedy_packing(problem, rest, fixed)]
     plans = [p for p in plans if p is not None]
-    if not plans:
-        return None
-    return min(plans, key=lambda plan: (_cost(problem, plan), plans.index(plan)))
-
-
-def _cost(problem: PlacementProblem, plan: tuple[PatternCount, ...]) -> float:
-    return sum(problem.gpu_type(pc.pattern.gpu_type).cost_per_hour_usd * pc.pattern.tensor_parallel * pc.count
-               for pc in plan)
+    return min(plans, key=lambda plan: patterns_cost(problem, plan)) if plans else None  # ties: dedicated
 
 
 def residual_problem(problem: PlacementProblem, rest: Index, fixed: FixedGpus) -> PlacementProblem:
     """The problem of what is left: each model's demand not yet covered, each type's GPUs not
-    yet fixed, the budget not yet spent. (Nodes are those of the GPUs left counted afresh, so
-    a plan merged from it is checked again by the caller.)"""
+    yet fixed, the budget not yet spent. Nodes are those of the GPUs left counted afresh, so
+    a plan for it is merged through FixedGpus.fits (complete_with_greedy_packing)."""
     left = dict(zip(rest.models, (float(d) for d in rest.demand_rps)))
     models = tuple(replace(m, demand_rps=left.get(m.name, 0.0)) for m in problem.models)
     gpu_types = tuple(replace(g, count=None if g.count is None else g.count - fixed.used_gpus.get(t, 0))

@@ -389,8 +389,8 @@ class ColumnGeneration:
         """The greedy packing baseline's plan (solvers.greedy_pack), when no phase left a plan:
         a dive that ran out of time on a large, tight fleet can end with none (generated 1,000
         models on 4,096 GPUs, seed 1, at 60 s), and the type-level warm start finds none where
-        only sharing fits the inventory. Seconds at most (fleet-1000x4096: 3.4 s), so it may
-        end a little past the time limit; the status says time_limit then."""
+        only sharing fits the inventory. 3-6 s at 1,000 models on 2 cores, so it may end past
+        the time limit; the status says time_limit then."""
         from solvers.greedy_pack import GreedyPack
 
         self._report("no plan from the phases above: greedy packing")
