@@ -56,6 +56,22 @@ def run(scenario: Scenario, limit_s: float, forced) -> dict:
             "wall_s": round(wall, 2), "dive": result.stats["dive_rule"], "verified": verify_plan(scenario, plan) == []}
 
 
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def compare(name: str, scenario: Scenario, limit_s: float, forced, **extra) -> dict:
+    """One table row: colgen as it is (`chosen`) against colgen forced to `forced` (`other`),
+    on the same scenario and limit; `extra` fields go before the two runs."""
+    chosen = run(scenario, limit_s, None)
+    other = run(scenario, limit_s, forced)
+    row = {"instance": name, "models": len(scenario.models), "time_limit_s": limit_s, **extra, "chosen": chosen,
+           "other": other, "ratio": round(chosen["cost_usd_per_hour"] / other["cost_usd_per_hour"], 4)}
+    print(f"    {row}", file=sys.stderr, flush=True)
+    return row
+
+
 # fixed scenarios and their time limits
 SCENARIOS = [("fleet-200x512.yaml", 10.0), ("alibaba-2023.yaml", 50.0), ("fleet-1000x4096.yaml", 100.0)]
 
@@ -71,31 +87,21 @@ def instances(seeds: list[int]):
 
 
 def bench(seeds: list[int]) -> dict:
-    out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}, "rows": []}
+    out = {"machine": machine(), "rows": []}
     at_goal_size = []  # the 200-model instances, for the portfolio below
     for name, scenario, limit_s in instances(seeds):
         if len(scenario.models) == 200:
             at_goal_size.append((name, scenario))
         print(f"[{name}] limit {limit_s:g} s ...", file=sys.stderr, flush=True)
-        chosen = run(scenario, limit_s, None)
-        # the same dive without disjoint round-ups
-        other = run(scenario, limit_s, replace(dive_settings(len(scenario.models), limit_s), disjoint_round_ups=False))
-        row = {"instance": name, "models": len(scenario.models), "time_limit_s": limit_s, "chosen": chosen,
-               "other": other, "ratio": round(chosen["cost_usd_per_hour"] / other["cost_usd_per_hour"], 4)}
-        print(f"    {row}", file=sys.stderr, flush=True)
-        out["rows"].append(row)
+        # against the same dive without disjoint round-ups
+        out["rows"].append(compare(name, scenario, limit_s,
+                                   replace(dive_settings(len(scenario.models), limit_s), disjoint_round_ups=False)))
     out["portfolio"] = []
     for name, scenario in at_goal_size:
         models = len(scenario.models)
         dives = dive_portfolio(models, PORTFOLIO_LIMIT_S)
         print(f"[{name}] portfolio, limit {PORTFOLIO_LIMIT_S:g} s ...", file=sys.stderr, flush=True)
-        chosen = run(scenario, PORTFOLIO_LIMIT_S, None)
-        other = run(scenario, PORTFOLIO_LIMIT_S, dives[0])
-        row = {"instance": name, "models": models, "time_limit_s": PORTFOLIO_LIMIT_S, "chosen": chosen,
-               "other": other, "ratio": round(chosen["cost_usd_per_hour"] / other["cost_usd_per_hour"], 4)}
-        print(f"    {row}", file=sys.stderr, flush=True)
-        out["portfolio"].append(row)
+        out["portfolio"].append(compare(name, scenario, PORTFOLIO_LIMIT_S, dives[0]))
     return out
 
 

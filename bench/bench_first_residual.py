@@ -23,8 +23,6 @@ Writes reports/first_residual.md and .json.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +35,7 @@ from planner.generate import generate_scenario  # noqa: E402
 from planner.scenario import Scenario, load_scenario  # noqa: E402
 from solvers.colgen.solver import dive_settings  # noqa: E402
 
-from bench_dive_rules import ratio_summary, run  # noqa: E402  (bench/ is the script's directory)
+from bench_dive_rules import compare, machine, ratio_summary  # noqa: E402  (bench/ is the script's directory)
 
 SCENARIOS = [("fleet-1000x4096.yaml", 60.0), ("fleet-1000x4096.yaml", 100.0), ("alibaba-2023.yaml", 60.0)]
 GENERATED = [(1000, 4096, 8, 2, 60.0), (500, 2048, 8, 1, 60.0), (500, 2048, 8, 2, 60.0), (500, 2048, 8, 3, 60.0)]
@@ -52,20 +50,14 @@ def instances():
 
 
 def bench() -> dict:
-    out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}, "rows": []}
+    out = {"machine": machine(), "rows": []}
     for name, scenario, limit_s in instances():
         how = dive_settings(len(scenario.models), limit_s)
         print(f"[{name}] limit {limit_s:g} s, first residual round {how.first_residual_iterations} iterations ...",
               file=sys.stderr, flush=True)
-        chosen = run(scenario, limit_s, None)
-        other = run(scenario, limit_s, replace(how, first_residual_iterations=0))
-        row = {"instance": name, "models": len(scenario.models), "time_limit_s": limit_s,
-               "first_residual_iterations": how.first_residual_iterations, "iterations_per_round": how.iterations_per_round,
-               "chosen": chosen, "other": other,
-               "ratio": round(chosen["cost_usd_per_hour"] / other["cost_usd_per_hour"], 4)}
-        print(f"    {row}", file=sys.stderr, flush=True)
-        out["rows"].append(row)
+        out["rows"].append(compare(name, scenario, limit_s, replace(how, first_residual_iterations=0),
+                                   first_residual_iterations=how.first_residual_iterations,
+                                   iterations_per_round=how.iterations_per_round))
     return out
 
 
