@@ -68,9 +68,10 @@ class Master:
 
     def __init__(self, problem: PlacementProblem, index: Index, fair_share: float | None = None,
                  maximize_share: bool = False, used_gpus: dict[int, int] | None = None, used_usd_per_hour: float = 0.0,
-                 used_group_gpus: dict[tuple[int, int], int] | None = None):
+                 used_group_gpus: dict[tuple[int, int], int] | None = None, presolve: bool = True):
         """`used_*`: what fixed patterns already take (residual masters): GPUs per type, USD per
-        hour, and GPUs in groups of size >= d per (type, d)."""
+        hour, and GPUs in groups of size >= d per (type, d). `presolve=False`: LP solves without
+        HiGHS's presolve (solvers.colgen.throughput_dive says why)."""
         self.used_gpus = used_gpus or {}
         self.used_group_gpus = used_group_gpus or {}
         self.used_usd_per_hour = used_usd_per_hour
@@ -88,6 +89,8 @@ class Master:
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("simplex_strategy", 4)  # primal: added columns keep the basis feasible
         self.highs.setOptionValue("random_seed", 0)
+        if not presolve:
+            self.highs.setOptionValue("presolve", "off")
         self.n_models = len(index.models)
         self._row = 0
         self.served_cols: np.ndarray | None = None
