@@ -48,8 +48,11 @@ def make_solver(name: str):
     return get_solver(name)
 
 
-def run_one(scenario, problem, name: str, time_limit_s: float, seed: int) -> dict:
-    solver = make_solver(name)
+def run_one(scenario, problem, name: str, time_limit_s: float, seed: int, make=make_solver) -> dict:
+    """One solver on one scenario: status, wall time, the plan's cost, the solver's own value
+    (cost or weighted served req/s) and proven bound, and whether verify_plan passes.
+    `make(name)`: the solver (bench/bench_throughput.py passes its own)."""
+    solver = make(name)
     start = time.perf_counter()
     try:
         result = solver.solve(problem, SolveSettings(time_limit_s=time_limit_s, seed=seed))
@@ -63,6 +66,7 @@ def run_one(scenario, problem, name: str, time_limit_s: float, seed: int) -> dic
         plan = extract_plan(problem, result, seed)
         violations = verify_plan(scenario, plan)
         row.update(
+            value=round(result.value, 4),
             cost_usd_per_hour=round(plan.cost_per_hour_usd, 4),
             bound=None if not math.isfinite(result.bound) else round(result.bound, 4),
             gap=None if not math.isfinite(result.gap) else round(result.gap, 4),
@@ -79,8 +83,11 @@ def run_one(scenario, problem, name: str, time_limit_s: float, seed: int) -> dic
     return row
 
 
-def run_guarded(file: str, name: str, limit: float, seed: int, wall_cap_s: float) -> dict:
-    """run_one in a child process, killed past `wall_cap_s` (baselines that ignore the limit)."""
+def run_guarded(file: str, name: str, limit: float, seed: int, wall_cap_s: float, prepare=None,
+                make=make_solver) -> dict:
+    """run_one in a child process, killed past `wall_cap_s` (baselines that ignore the limit).
+    `prepare(scenario)`: the scenario to solve instead (bench/bench_throughput.py sets the
+    objective and budget)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
@@ -88,7 +95,9 @@ def run_guarded(file: str, name: str, limit: float, seed: int, wall_cap_s: float
 
     def child():
         scenario = load_scenario(ROOT / "scenarios" / file)
-        queue.put(run_one(scenario, build_problem(scenario), name, limit, seed))
+        if prepare is not None:
+            scenario = prepare(scenario)
+        queue.put(run_one(scenario, build_problem(scenario), name, limit, seed, make))
 
     proc = ctx.Process(target=child)
     proc.start()

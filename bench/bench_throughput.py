@@ -1,0 +1,119 @@
+"""max_throughput at fleet scale (issue 3: "both objectives at this scale"): colgen against
+every baseline and against itself without the throughput dive, side by side, in one run.
+
+The three fleet scenarios of bench/bench_packing.py (50 / 200 / 1,000 models on 64 / 512 /
+4,096 GPUs) with objective max_throughput and two budgets each, about 55% and 85% of colgen's
+min_cost plan there ($100.93, $1,339.87 and $7,459.24 an hour in reports/packing_bench.md),
+so the budget binds. Same time limits as the packing benchmark (10 / 10 / 60 s). Every plan
+is checked with verify_plan.
+
+`served` is the solver's objective: priority-weighted planned req/s within demand; `bound`
+its proven upper bound; `gap` = (bound - served) / bound. `ratio` = colgen's served / that
+solver's (above 1: colgen serves more). `colgen-no-dive` is colgen with the throughput dive
+(solvers/colgen/throughput_dive.py) switched off: the integer master alone, as before it.
+
+    .venv/bin/python bench/bench_throughput.py             # all sizes (about 10 minutes)
+    .venv/bin/python bench/bench_throughput.py --sizes 200 # one size
+
+Writes reports/throughput_bench.md and reports/throughput_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.atomic import write_text_atomic  # noqa: E402
+
+from bench_dive_rules import machine  # noqa: E402  (bench/ is the script's directory)
+from bench_packing import SIZES, make_solver, run_guarded  # noqa: E402
+
+BUDGETS_USD_PER_HOUR = {50: (55.0, 85.0), 200: (740.0, 1140.0), 1000: (4100.0, 6340.0)}
+SOLVERS = ["colgen", "colgen-no-dive", "greedy-pack", "best-single-type", "one-per-gpu"]
+
+
+def make(name: str):
+    if name == "colgen-no-dive":
+        from solvers.colgen.solver import ColumnGeneration
+
+        solver = ColumnGeneration()
+        solver._throughput_dive = lambda *args: ()  # the integer master alone (this solver object only)
+        return solver
+    return make_solver(name)
+
+
+def with_budget(budget: float):
+    def prepare(scenario):
+        return scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": budget})
+    return prepare
+
+
+def bench(sizes: list[int], seed: int) -> dict:
+    out = {"machine": machine(), "seed": seed, "instances": []}
+    for size in sizes:
+        file, limit = SIZES[size]
+        for budget in BUDGETS_USD_PER_HOUR[size]:
+            rows = []
+            for name in SOLVERS:
+                print(f"[{file} ${budget:g}/h] {name} (limit {limit:g} s) ...", file=sys.stderr, flush=True)
+                rows.append(run_guarded(file, name, limit, seed, wall_cap_s=3 * limit + 30,
+                                        prepare=with_budget(budget), make=make))
+                print(f"    {rows[-1]}", file=sys.stderr, flush=True)
+            colgen = rows[0].get("value")
+            ratios = {row["solver"]: round(colgen / row["value"], 4) for row in rows[1:]
+                      if colgen and row.get("value")}
+            out["instances"].append({"scenario": file, "models": size, "budget_usd_per_hour": budget,
+                                     "time_limit_s": limit, "results": rows, "colgen_served_ratio": ratios})
+    return out
+
+
+def render_markdown(data: dict) -> str:
+    lines = ["# max_throughput benchmark (issue 3)", "",
+             "Produced by `bench/bench_throughput.py` (see its docstring), in one run on a "
+             f"{data['machine']['cpus']}-core machine (load average at start: {data['machine']['loadavg_at_start']}). "
+             "`served`: priority-weighted planned req/s within demand (the objective); `bound`: the solver's "
+             "proven upper bound; `gap` = (bound - served) / bound; `ratio` = colgen's served / that solver's "
+             "(above 1: colgen serves more); `colgen-no-dive`: colgen without the throughput dive.", ""]
+    for inst in data["instances"]:
+        lines += [f"## {inst['scenario']}: {inst['models']} models, budget ${inst['budget_usd_per_hour']:,.0f}/h, "
+                  f"limit {inst['time_limit_s']:g} s", "",
+                  "| solver | status | wall s | served | bound | gap | spent $/h | GPUs | shared | verified | ratio |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+        for row in inst["results"]:
+            ratio = inst["colgen_served_ratio"].get(row["solver"], "")
+            gap = "" if row.get("gap") is None else f"{row['gap']:.2%}"
+            served = "" if row.get("value") is None else f"{row['value']:,.1f}"
+            bound = "" if row.get("bound") is None else f"{row['bound']:,.1f}"
+            lines.append(f"| {row['solver']} | {row['status']} | {row['wall_s']} | {served} | {bound} | {gap} | "
+                         f"{row.get('cost_usd_per_hour') or ''} | {row.get('gpus') or ''} | "
+                         f"{row.get('shared_gpus') or ''} | {row.get('verified', '')} | {ratio} |")
+        no_plan = [f"{row['solver']}: {row.get('message') or row.get('error')}" for row in inst["results"]
+                   if row.get("value") is None and (row.get("message") or row.get("error"))]
+        if no_plan:
+            lines += ["", "without a plan: " + " | ".join(no_plan)]
+        stats = inst["results"][0].get("stats", {})
+        if stats:
+            lines += ["", "colgen phases: " + ", ".join(f"{k}={v}" for k, v in stats.items())]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "reports")
+    args = parser.parse_args()
+    data = bench(args.sizes, args.seed)
+    write_text_atomic(args.out / "throughput_bench.json", json.dumps(data, indent=2) + "\n")
+    write_text_atomic(args.out / "throughput_bench.md", render_markdown(data))
+    print(render_markdown(data))
+
+
+if __name__ == "__main__":
+    main()
