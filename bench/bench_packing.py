@@ -187,23 +187,32 @@ def render_markdown(data: dict) -> str:
         if parts:
             lines += ["", "proven bounds, each alone: " + ", ".join(
                 f"{k} {v['value']} ({v['seconds']} s)" for k, v in parts.items())]
-        stats = inst["results"][0].get("stats", {})
-        if stats:
-            lines += ["", "colgen phases: " + ", ".join(f"{k}={v}" for k, v in stats.items())]
-        lines.append("")
+        lines += colgen_phases(inst["results"][0]) + [""]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def colgen_phases(row: dict) -> list[str]:
+    """The line under a table with colgen's phase statistics (none without stats)."""
+    stats = row.get("stats", {})
+    return ["", "colgen phases: " + ", ".join(f"{k}={v}" for k, v in stats.items())] if stats else []
+
+
+def cli(report: str, doc: str, bench_fn, render_fn) -> None:
+    """The command line of a fleet benchmark: --sizes, --seed, --out; writes
+    `<out>/<report>.json` and `.md` (atomically) and prints the markdown."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
     args = parser.parse_args()
-    data = bench(args.sizes, args.seed)
-    write_text_atomic(args.out / "packing_bench.json", json.dumps(data, indent=2) + "\n")
-    write_text_atomic(args.out / "packing_bench.md", render_markdown(data))
-    print(render_markdown(data))
+    data = bench_fn(args.sizes, args.seed)
+    write_text_atomic(args.out / f"{report}.json", json.dumps(data, indent=2) + "\n")
+    write_text_atomic(args.out / f"{report}.md", render_fn(data))
+    print(render_fn(data))
+
+
+def main() -> None:
+    cli("packing_bench", __doc__, bench, render_markdown)
 
 
 if __name__ == "__main__":

@@ -20,18 +20,14 @@ Writes reports/throughput_bench.md and reports/throughput_bench.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.atomic import write_text_atomic  # noqa: E402
-
 from bench_dive_rules import machine  # noqa: E402  (bench/ is the script's directory)
-from bench_packing import SIZES, make_solver, run_guarded  # noqa: E402
+from bench_packing import SIZES, cli, colgen_phases, make_solver, run_guarded  # noqa: E402
 
 BUDGETS_USD_PER_HOUR = {50: (55.0, 85.0), 200: (740.0, 1140.0), 1000: (4100.0, 6340.0)}
 SOLVERS = ["colgen", "colgen-no-dive", "greedy-pack", "best-single-type", "one-per-gpu"]
@@ -96,23 +92,12 @@ def render_markdown(data: dict) -> str:
                    if row.get("value") is None and (row.get("message") or row.get("error"))]
         if no_plan:
             lines += ["", "without a plan: " + " | ".join(no_plan)]
-        stats = inst["results"][0].get("stats", {})
-        if stats:
-            lines += ["", "colgen phases: " + ", ".join(f"{k}={v}" for k, v in stats.items())]
-        lines.append("")
+        lines += colgen_phases(inst["results"][0]) + [""]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "reports")
-    args = parser.parse_args()
-    data = bench(args.sizes, args.seed)
-    write_text_atomic(args.out / "throughput_bench.json", json.dumps(data, indent=2) + "\n")
-    write_text_atomic(args.out / "throughput_bench.md", render_markdown(data))
-    print(render_markdown(data))
+    cli("throughput_bench", __doc__, bench, render_markdown)
 
 
 if __name__ == "__main__":
