@@ -1,4 +1,4 @@
-"""Which dive rounds best: colgen as it chooses (solvers.colgen.solver.dive_settings) against
+"""Which dive rounds best: colgen as it chooses (solvers.colgen.rules.dive_settings) against
 colgen forced to the same dive without disjoint round-ups, on the same instances in one run.
 
 Instances: fleet-200x512 at 10 s; from `planner.generate.generate_scenario` (seeded), 200

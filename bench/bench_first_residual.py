@@ -1,5 +1,5 @@
 """How many pricing iterations the fast dive's second round gets: colgen as it is (its dive by
-`solvers.colgen.solver.dive_settings`, FAST_DIVE or FAST_DISJOINT_DIVE with
+`solvers.colgen.rules.dive_settings`, FAST_DIVE or FAST_DISJOINT_DIVE with
 `first_residual_iterations`) against colgen forced to the same dive with the second round
 priced like every other round (`first_residual_iterations=0`), on the same instances in one run.
 

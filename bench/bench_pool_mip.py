@@ -1,4 +1,4 @@
-"""What the pool MIP (solvers/colgen/solver.py, `pool_mip_nodes`) buys: colgen with and
+"""What the pool MIP (solvers/colgen/rules.py, `pool_mip_nodes`) buys: colgen with and
 without it on the same instances, in one run.
 
 Instances: fleet-50x64 and generated 50-model scenarios (planner.generate, 64 GPUs of 4

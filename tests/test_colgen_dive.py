@@ -1,6 +1,6 @@
 """The dive's round-ups (solvers/colgen/dive.py): with disjoint round-ups a round rounds up
 only columns that share no model, largest LP value first, and the solver takes that dive
-where its rule says so (solvers/colgen/solver.py, CAREFUL_DISJOINT_DIVE)."""
+where its rule says so (solvers/colgen/rules.py, CAREFUL_DISJOINT_DIVE)."""
 
 from __future__ import annotations
 

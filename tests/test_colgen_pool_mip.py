@@ -1,4 +1,4 @@
-"""colgen's pool MIP (solvers/colgen/solver.py, `pool_mip_nodes`): a MIP over every pattern
+"""colgen's pool MIP (solvers/colgen/rules.py, `pool_mip_nodes`): a MIP over every pattern
 the solve generated, on small pools with long time limits."""
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
     LP value first (see `disjoint_by_value`): more rounds, fewer models covered twice.
     With `first_round_dedicated_only`, the first round fixes the whole parts of dedicated
     columns only; shared patterns wait for the residual rounds (a second dive from the same
-    LP that often ends elsewhere, see solvers.colgen.solver.PORTFOLIO_S_PER_MODEL).
+    LP that often ends elsewhere, see solvers.colgen.rules.PORTFOLIO_S_PER_MODEL).
     Past the deadline the dive finishes without pricing: rounds over the known columns that
     fix whole GPUs and round up fractions of at least ROUND_UP_MIN (or the largest), for
     `finish_grace_s` (FINISH_GRACE_SHARE of the dive's window by default); then one last

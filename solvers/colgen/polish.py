@@ -19,7 +19,7 @@ Measured on fleet-50x64 at 10 s (2 cores): the integer master's $102.13 -> $100.
 pattern touching their models (1-1.7 s a round, cut short by the deadline), 20 or 30 rounds
 (the same plan), starting from dedicated GPUs too ($101.73). At 200 models one round of 12
 gains $0.40 and the rounds take 6 s, past the 10 s limit: the solver polishes only up to
-solvers.colgen.solver.POLISH_MAX_MODELS models.
+solvers.colgen.rules.POLISH_MAX_MODELS models.
 """
 
 from __future__ import annotations
