@@ -1,7 +1,7 @@
 """The throughput dive (solvers/colgen/throughput_dive.py): max_throughput plans at fleet scale.
 
-Its plans must keep the budget and the inventory (rounding never breaks them), serve no more
-than the exact optimum, and colgen must take it for max_throughput without fairness only."""
+Its plans must keep the budget and the inventory (rounding never breaks them) and serve no
+more than the exact optimum; with fairness, stage 2 keeps a plan that serves every fair share."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from packing_instances import EXACT_SETTINGS, small_scenario
 from planner.generate import generate_scenario
 from planner.pipeline import plan_scenario
 from planner.plan import extract_plan
-from planner.problem import SolveSettings, build_problem, patterns_cost, planned_capacity_rps
+from planner.problem import PatternCount, SolveSettings, build_problem, patterns_cost, planned_capacity_rps
 from planner.scenario import Scenario
 from planner.verify import verify_plan
 from solvers.bounds import throughput_upper_bound
@@ -98,13 +98,10 @@ def test_dive_beats_the_integer_master_alone_on_a_200_model_fleet():
     assert verify_plan(scenario, extract_plan(problem, result)) == []
 
 
-def test_no_dive_with_fairness_and_presolve_off_in_residual_masters():
-    """Fairness runs its two stages without the dive (the residual master has no fair-share
-    rows for what is already served); residual masters solve without HiGHS's presolve."""
-    scenario = small_scenario(3, "max_throughput", fairness=True)
+def test_presolve_off_in_residual_masters():
+    """Residual masters solve without HiGHS's presolve (47 s on one 444-row LP)."""
+    scenario = small_scenario(3, "max_throughput")
     problem = build_problem(scenario)
-    result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
-    assert not result.stats["dive_rule"].startswith("throughput")
     master = Master(problem, Index.of(problem), presolve=False)
     assert master.highs.getOptionValue("presolve")[1] == "off"
 
@@ -112,3 +109,38 @@ def test_no_dive_with_fairness_and_presolve_off_in_residual_masters():
 def test_the_dive_prices_like_the_careful_dive_then_the_fast_one():
     assert colgen.throughput_dive_settings(colgen.CAREFUL_DIVE_MAX_MODELS) is colgen.CAREFUL_DIVE
     assert colgen.throughput_dive_settings(colgen.CAREFUL_DIVE_MAX_MODELS + 1) is colgen.FAST_DIVE
+
+
+def test_the_dive_keeps_its_start_plan():
+    """`start` (fairness: a plan serving every fair share) stays in the dive's plan, whole."""
+    scenario = _generated(40, 64, 4, 2)
+    problem = build_problem(scenario)
+    index = Index.of(problem)
+    start = throughput_dive(problem, index, [], _singletons_only, math.inf)[:3]
+    plan = dict((pc.pattern, pc.count) for pc in throughput_dive(problem, index, [], _singletons_only, math.inf, start))
+    assert all(plan.get(pc.pattern, 0) >= pc.count for pc in start)
+    whole = tuple(PatternCount(p, n) for p, n in plan.items())
+    assert _within_limits(problem, whole) and patterns_cost(problem, whole) <= problem.budget_usd_per_hour + 1e-6
+
+
+def test_fairness_keeps_a_plan_and_every_fair_share_on_fleet_50x64():
+    """fleet-50x64 at $85/h with fairness: stage 1 serves every model 72.9% of its demand;
+    stage 2's master used to start without stage 1's patterns, its LP with the fair-share
+    floors was infeasible and colgen answered `infeasible`. Now stage 2 starts from stage 1's
+    plan (its patterns and the plan itself), plans the fair shares at least cost, then dives:
+    a verified plan that serves every model at least the fair share."""
+    from pathlib import Path
+
+    from planner.scenario import load_scenario
+
+    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "fleet-50x64.yaml")
+    scenario = scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": 85.0, "fairness": True})
+    problem = build_problem(scenario)
+    result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
+    assert result.patterns and math.isfinite(result.value)
+    assert verify_plan(scenario, extract_plan(problem, result)) == []
+    capacity = planned_capacity_rps(problem, result.patterns)
+    share = result.stats["fair_share"]
+    assert share > 0.5
+    assert all(capacity[m.name] >= (share - 1e-5) * m.demand_rps for m in problem.demanded_models)
+    assert result.stats["dive_rule"] == "throughput-careful" and math.isfinite(result.stats["dive_value"])

@@ -73,6 +73,7 @@ DIVE_RULES = {CAREFUL_DIVE: "careful", CAREFUL_DISJOINT_DIVE: "careful-disjoint"
 # (fleet-1000x4096 at 60 s, budgets $2,000 and $5,000/h: careful 0.54% and 0.24% from the bound
 # but 79 s of dive at $5,000; fast 0.46% and 0.22%).
 MIP_POLISH_MAX_COLUMNS = 1000
+FAIR_FLOOR_SHARE = 0.5  # fairness, stage 2: the fair-share plan gets this share of the stage's time
 DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 models) comes after
 DIVE_FILLS_PER_CYCLE = 8
 BOUND_RESERVE_SHARE = 0.05  # of the time limit, kept from the integer master for the bound

@@ -51,7 +51,7 @@ from solvers.colgen.throughput_dive import throughput_dive
 from solvers.colgen.rules import (  # noqa: F401  (tests and benches read the rules here too)
     DiveSettings, CAREFUL_DIVE, CAREFUL_DIVE_MAX_MODELS, CAREFUL_DISJOINT_DIVE, DISJOINT_DIVE_S_PER_MODEL,
     FAST_DIVE, FAST_DIVE_S_PER_MODEL, HASTY_DIVE, FAST_DISJOINT_DIVE, FAST_DISJOINT_S_PER_MODEL, SECOND_DIVE,
-    PORTFOLIO_S_PER_MODEL, DIVE_RULES, MIP_POLISH_MAX_COLUMNS, DIVE_DEADLINE_SHARE, DIVE_FILLS_PER_CYCLE,
+    PORTFOLIO_S_PER_MODEL, DIVE_RULES, MIP_POLISH_MAX_COLUMNS, FAIR_FLOOR_SHARE, DIVE_DEADLINE_SHARE, DIVE_FILLS_PER_CYCLE,
     BOUND_RESERVE_SHARE, BOUND_MIN_S, POLISH_MAX_MODELS, POLISH_ITERATIONS, POOL_MIP_MAX_COLUMNS,
     POOL_MIP_S_PER_MODEL, POOL_MIP_NODES_PER_S, TAIL_ITERATIONS, TAIL_TOLERANCE, dive_settings,
     throughput_dive_settings, pool_mip_nodes, dive_portfolio,
@@ -159,7 +159,7 @@ class ColumnGeneration:
         warm, warm_by_clock = _warm_start(problem, settings)
         if warm_by_clock:  # the clock changed the warm start, so maybe the plan: say so
             progress.hit_time_limit = True
-        fair_share = None
+        fair_share, first = None, None
         if problem.fairness:
             # stage 1: the largest share of demand every model can get; stage 2 keeps it
             self._report("fairness: the largest share of demand every model can get")
@@ -171,18 +171,24 @@ class ColumnGeneration:
                 progress.fair_share = round(fair_share, 6)
         left = settings.time_limit_s - (time.perf_counter() - start)
         best, proven_bound, converged = self._stage(problem, index, settings, time.perf_counter(), left, warm,
-                                                    progress, fair_share=fair_share)
+                                                    progress, fair_share=fair_share, fair_plan=first)
         return self._result(problem, settings, start, best, proven_bound, converged, progress, bound_job)
 
-    def _stage(self, problem, index, settings, start, limit, warm, progress, fair_share=None, maximize_share=False):
+    def _stage(self, problem, index, settings, start, limit, warm, progress, fair_share=None, maximize_share=False,
+               fair_plan=None):
         """Column generation, bound, dive (min_cost) and integer master; returns
-        (best patterns or None, proven bound, finished without the time guard)."""
+        (best patterns or None, proven bound, finished without the time guard). `fair_plan`
+        (fairness, stage 2): stage 1's plan, whose patterns start the master (without them the
+        LP with the fair-share floors could start infeasible, and stage 2 ended with no plan:
+        fleet-50x64 at $85/h) and which stays a candidate (it serves every fair share)."""
         deadline = start + limit
         pool: dict = {}  # every pattern generated so far (shared across the phases)
         master = Master(problem, index, fair_share=fair_share, maximize_share=maximize_share)
         self._add(master, problem, index, pool, singleton_columns(problem, index))
         if warm is not None:
             self._add(master, problem, index, pool, [pc.pattern for pc in warm.patterns])
+        if fair_plan:
+            self._add(master, problem, index, pool, [pc.pattern for pc in fair_plan])
         lp, proven_bound, converged = self._generate(problem, index, master, pool, progress,
                                                      start + 0.35 * limit, prove=not maximize_share, warm=warm)
         progress.columns = len(master.columns)
@@ -191,6 +197,8 @@ class ColumnGeneration:
         if warm is not None and fair_share is None and not maximize_share:
             candidates.append(warm.patterns)
             progress.warm_value = warm.value
+        if fair_plan:
+            candidates.append(fair_plan)
         # Phase B (min_cost): dive with column generation on the residual problem
         if master.min_cost and lp is not None and master.slack_used() <= 1e-7:
             x = np.zeros(len(master.columns))
@@ -229,10 +237,17 @@ class ColumnGeneration:
                     progress.dive_value = value if math.isnan(progress.dive_value) else min(progress.dive_value, value)
                     candidates.append(dived)
                     self._add(master, problem, index, pool, [pc.pattern for pc in dived])
-        # Phase B' (max_throughput without fairness): the throughput dive
+        # Phase B' (max_throughput): the throughput dive; with fairness (its second stage) from a
+        # plan that serves every model its fair share
         before_throughput_dive = list(candidates)
-        if not master.min_cost and not maximize_share and fair_share is None and lp is not None:
-            dived = self._throughput_dive(problem, index, master, lp, pool, progress, start + DIVE_DEADLINE_SHARE * limit)
+        if not master.min_cost and not maximize_share and lp is not None:
+            floors = ()
+            if fair_share is not None:  # fairness, stage 2: the fair shares first, at least cost
+                floors = self._fair_share_plan(problem, index, settings, fair_share, start + FAIR_FLOOR_SHARE * limit,
+                                               progress)
+            if fair_share is None or floors:
+                dived = self._throughput_dive(problem, index, master, lp, pool, progress,
+                                              start + DIVE_DEADLINE_SHARE * limit, floors)
             if dived:
                 candidates.append(dived)
         dived_throughput = len(candidates) > len(before_throughput_dive)
@@ -301,7 +316,23 @@ class ColumnGeneration:
         self.patterns_seen = tuple(pool)  # every pattern generated (bench/bench_column_integrality.py)
         return best, proven_bound, converged
 
-    def _throughput_dive(self, problem, index, master, lp, pool, progress, deadline):
+    def _fair_share_plan(self, problem, index, settings, fair_share, deadline, progress):
+        """The cheapest plan colgen finds (min_cost, within the budget and inventory) that
+        serves every model `fair_share` of its demand, by `deadline`; () when none."""
+        from dataclasses import replace as with_fields
+
+        owed = dict(zip(index.models, fair_share * index.demand_rps))
+        floors = with_fields(problem, objective="min_cost", fairness=False,
+                             models=tuple(with_fields(m, demand_rps=owed.get(m.name, 0.0)) for m in problem.models))
+        limit = max(deadline - time.perf_counter(), 1e-3)
+        inner = Progress()
+        self._report(f"fairness: {len(index.models)} models' fair share of {fair_share:.1%} at least cost")
+        best, _, _ = self._stage(floors, Index.of(floors), with_fields(settings, time_limit_s=limit),
+                                 time.perf_counter(), limit, None, inner)
+        progress.hit_time_limit = progress.hit_time_limit or inner.hit_time_limit
+        return best or ()
+
+    def _throughput_dive(self, problem, index, master, lp, pool, progress, deadline, start=()):
         """max_throughput: the throughput dive from the root LP (solvers.colgen.throughput_dive),
         its rounds priced as `throughput_dive_settings` says; its plan (possibly empty). Its
         patterns join the pool, not the master: the integer master then searches as it did
@@ -322,7 +353,7 @@ class ColumnGeneration:
                            max_iterations=how.iterations_per_round, fills_per_cycle=DIVE_FILLS_PER_CYCLE,
                            max_columns_per_type=how.columns_per_type)
 
-        dived = throughput_dive(problem, index, support, regenerate, deadline)
+        dived = throughput_dive(problem, index, support, regenerate, deadline, start)
         progress.dive_s += time.perf_counter() - t0
         progress.dive_rule = "throughput-" + DIVE_RULES[how]
         if time.perf_counter() >= deadline:  # the clock cut the dive's pricing short: say so

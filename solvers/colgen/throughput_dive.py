@@ -1,5 +1,7 @@
-"""Diving with column generation for max_throughput (a budget, no fairness): integer plans at
-fleet scale, as solvers.colgen.dive does for min_cost.
+"""Diving with column generation for max_throughput: integer plans at fleet scale, as
+solvers.colgen.dive does for min_cost. With fairness (stage 2) it starts from a plan that
+already serves every model its fair share (`start`, solvers.colgen.solver's
+`_fair_share_plan`) and fills the budget left.
 
 Each round solves the master LP of what is left (demand not yet served, GPUs and budget not
 yet used: the served columns' upper bounds are the demand left), re-prices columns for it,
@@ -23,7 +25,7 @@ import time
 
 import numpy as np
 
-from planner.problem import Pattern, PatternCount, PlacementProblem
+from planner.problem import Pattern, PatternCount, PlacementProblem, pattern_cost, pattern_member_rates
 from solvers.colgen.columns import Index, make_column
 from solvers.colgen.dive import ROUND_UP_MIN, FixedGpus, disjoint_by_value
 from solvers.colgen.master import Master
@@ -33,13 +35,22 @@ NOTHING_LEFT_SHARE = 1e-6  # the dive ends when the LP would serve less than thi
 
 
 def throughput_dive(problem: PlacementProblem, index: Index, support: list[Pattern], generate,
-                    deadline: float) -> tuple[PatternCount, ...]:
+                    deadline: float, start: tuple[PatternCount, ...] = ()) -> tuple[PatternCount, ...]:
     """The plan the dive fixes (possibly empty). `support`: the shared patterns the whole
     problem's LP uses; `generate(rest, sub, columns, stop_at, hurry)` as for
-    solvers.colgen.dive.dive (hurry is always False here)."""
+    solvers.colgen.dive.dive (hurry is always False here). `start`: GPUs fixed before the
+    first round (fairness: a plan that serves every model its fair share), kept whole."""
     fixed = FixedGpus()
     covered = np.zeros(len(index.models))
-    served_value = 0.0
+    full = index.model_index()
+    type_index = {g.name: t for t, g in enumerate(problem.gpu_types)}
+    for pc in start:
+        pattern = pc.pattern
+        fixed.add(pattern, type_index[pattern.gpu_type], pattern.tensor_parallel, pattern_cost(problem, pattern), pc.count)
+        for member, rate in zip(pattern.members, pattern_member_rates(problem, pattern)):
+            if member.model in full:
+                covered[full[member.model]] += rate * pc.count
+    served_value = float(np.sum(index.priority * np.minimum(covered, index.demand_rps)))
     while True:
         rest = index.residual(np.minimum(covered, index.demand_rps))
         if not rest.models:
