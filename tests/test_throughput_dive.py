@@ -144,3 +144,16 @@ def test_fairness_keeps_a_plan_and_every_fair_share_on_fleet_50x64():
     assert share > 0.5
     assert all(capacity[m.name] >= (share - 1e-5) * m.demand_rps for m in problem.demanded_models)
     assert result.stats["dive_rule"] == "throughput-careful" and math.isfinite(result.stats["dive_value"])
+
+
+def test_fairness_without_a_fair_share_plan_still_plans(monkeypatch):
+    """When no plan of the fair shares is found in time, stage 2 skips its dive and keeps
+    stage 1's plan and the MIP's: a fair, verified plan all the same."""
+    scenario = small_scenario(5, "max_throughput", fairness=True, n_models=4, n_types=2)
+    problem = build_problem(scenario)
+    monkeypatch.setattr(ColumnGeneration, "_fair_share_plan", lambda self, *args: ())
+    result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
+    assert result.patterns and math.isnan(result.stats["dive_value"])
+    assert verify_plan(scenario, extract_plan(problem, result)) == []
+    capacity = planned_capacity_rps(problem, result.patterns)
+    assert all(capacity[m.name] >= (result.stats["fair_share"] - 1e-5) * m.demand_rps for m in problem.demanded_models)

@@ -9,9 +9,9 @@
    throughput_upper_bound, the replica relaxation or every model served. The master's LP value is reported in stats but not claimed as proven:
    pricing is heuristic and may miss a column.
 4. Integers: min_cost, a dive with column generation on the residual demand
-   (solvers.colgen.dive); max_throughput without fairness, the throughput dive
-   (solvers.colgen.throughput_dive); then, on small masters (and for fairness always), a MIP
-   over every column from the best plan.
+   (solvers.colgen.dive); max_throughput, the throughput dive (solvers.colgen.throughput_dive;
+   with fairness, from a plan of the fair shares at least cost); then, on small masters, a MIP
+   over every column from the best plan (max_throughput: the best plan before its dive).
 5. Polish (min_cost, up to POLISH_MAX_MODELS models): neighbourhood search from the best
    plan (solvers.colgen.polish).
 6. Pool MIP (min_cost, small pools, long time limits: `pool_mip_nodes`): a MIP over every
@@ -241,7 +241,7 @@ class ColumnGeneration:
         # plan that serves every model its fair share
         before_throughput_dive = list(candidates)
         if not master.min_cost and not maximize_share and lp is not None:
-            floors = ()
+            floors, dived = (), ()
             if fair_share is not None:  # fairness, stage 2: the fair shares first, at least cost
                 floors = self._fair_share_plan(problem, index, settings, fair_share, start + FAIR_FLOOR_SHARE * limit,
                                                progress)
