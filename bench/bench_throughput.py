@@ -11,8 +11,10 @@ is checked with verify_plan.
 its proven upper bound; `gap` = (bound - served) / bound. `ratio` = colgen's served / that
 solver's (above 1: colgen serves more). `colgen-no-dive` is colgen with the throughput dive
 (solvers/colgen/throughput_dive.py) switched off: the integer master alone, as before it.
+Under each table, colgen again with `fairness: true` (stage 1: the largest share of demand
+every model can get; stage 2: throughput keeping it); its bound ignores the fair share.
 
-    .venv/bin/python bench/bench_throughput.py             # all sizes (about 10 minutes)
+    .venv/bin/python bench/bench_throughput.py             # all sizes (about 15 minutes)
     .venv/bin/python bench/bench_throughput.py --sizes 200 # one size
 
 Writes reports/throughput_bench.md and reports/throughput_bench.json.
@@ -43,9 +45,10 @@ def make(name: str):
     return make_solver(name)
 
 
-def with_budget(budget: float):
+def with_budget(budget: float, fairness: bool = False):
     def prepare(scenario):
-        return scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": budget})
+        return scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": budget,
+                                           "fairness": fairness})
     return prepare
 
 
@@ -60,11 +63,16 @@ def bench(sizes: list[int], seed: int) -> dict:
                 rows.append(run_guarded(file, name, limit, seed, wall_cap_s=3 * limit + 30,
                                         prepare=with_budget(budget), make=make))
                 print(f"    {rows[-1]}", file=sys.stderr, flush=True)
+            print(f"[{file} ${budget:g}/h] colgen with fairness (limit {limit:g} s) ...", file=sys.stderr, flush=True)
+            fair = run_guarded(file, "colgen", limit, seed, wall_cap_s=3 * limit + 30,
+                               prepare=with_budget(budget, fairness=True), make=make)
+            print(f"    {fair}", file=sys.stderr, flush=True)
             colgen = rows[0].get("value")
             ratios = {row["solver"]: round(colgen / row["value"], 4) for row in rows[1:]
                       if colgen and row.get("value")}
             out["instances"].append({"scenario": file, "models": size, "budget_usd_per_hour": budget,
-                                     "time_limit_s": limit, "results": rows, "colgen_served_ratio": ratios})
+                                     "time_limit_s": limit, "results": rows, "colgen_served_ratio": ratios,
+                                     "fairness": fair})
     return out
 
 
@@ -92,6 +100,14 @@ def render_markdown(data: dict) -> str:
                    if row.get("value") is None and (row.get("message") or row.get("error"))]
         if no_plan:
             lines += ["", "without a plan: " + " | ".join(no_plan)]
+        fair = inst.get("fairness")
+        if fair:
+            stats = fair.get("stats", {})
+            served = "no plan" if fair.get("value") is None else f"serves {fair['value']:,.1f}"
+            lines += ["", f"colgen with `fairness: true`: {fair['status']}, {fair['wall_s']} s, {served}, every model at "
+                          f"least {stats.get('fair_share', float('nan')):.1%} of its demand (stage 1), "
+                          f"verified {fair.get('verified')}; stage 2's dive {stats.get('dive_value', '')}, "
+                          f"its MIP {stats.get('mip_value', '')}"]
         lines += colgen_phases(inst["results"][0]) + [""]
     return "\n".join(lines) + "\n"
 
