@@ -136,9 +136,8 @@ def dive(problem: PlacementProblem, index: Index, support: list[Pattern], genera
             backtracks_left -= 1
             cautious = True
             continue
-        x = np.zeros(len(sub.columns))
-        x[: len(lp.x)] = lp.x
-        support = [c.pattern for c, v in zip(sub.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
+        x = sub.column_values(lp)
+        support = sub.shared_support(x)
         whole = np.floor(x + 1e-6)
         if first_round_dedicated_only and not fixed.counts:
             whole = np.array([w if len(c.pattern.members) == 1 else 0.0 for w, c in zip(whole, sub.columns)])

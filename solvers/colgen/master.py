@@ -314,6 +314,17 @@ class Master:
         served = col_value[self.served_cols] if self.served_cols is not None else None
         return LpSolution(value if self.min_cost else -value, col_value[self.first_pattern_col:], duals, served)
 
+    def column_values(self, lp: LpSolution) -> np.ndarray:
+        """The LP's value of every column, 0 for columns added after that solve."""
+        x = np.zeros(len(self.columns))
+        x[: len(lp.x)] = lp.x
+        return x
+
+    def shared_support(self, x: np.ndarray) -> list:
+        """The shared patterns (two members or more) the LP uses: what the dives carry into
+        their next residual master."""
+        return [c.pattern for c, v in zip(self.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
+
     def reduced_cost(self, col: Column, duals: Duals) -> float:
         return self.objective_cost(col) - self.dual_value(col, duals)
 

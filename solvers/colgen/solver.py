@@ -176,7 +176,7 @@ class ColumnGeneration:
 
     def _stage(self, problem, index, settings, start, limit, warm, progress, fair_share=None, maximize_share=False,
                fair_plan=None):
-        """Column generation, bound, dive (min_cost) and integer master; returns
+        """Column generation, bound, dives and integer master; returns
         (best patterns or None, proven bound, finished without the time guard). `fair_plan`
         (fairness, stage 2): stage 1's plan, whose patterns start the master (without them the
         LP with the fair-share floors could start infeasible, and stage 2 ended with no plan:
@@ -201,9 +201,8 @@ class ColumnGeneration:
             candidates.append(fair_plan)
         # Phase B (min_cost): dive with column generation on the residual problem
         if master.min_cost and lp is not None and master.slack_used() <= 1e-7:
-            x = np.zeros(len(master.columns))
-            x[: len(lp.x)] = lp.x
-            support = [c.pattern for c, v in zip(master.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
+            x = master.column_values(lp)
+            support = master.shared_support(x)
             dives = [self.dive] if self.dive else dive_portfolio(len(index.models), settings.time_limit_s)
             progress.dive_rule = "+".join(DIVE_RULES.get(how, "custom") for how in dives)
             for how in dives:
@@ -339,9 +338,8 @@ class ColumnGeneration:
         without the dive, from the same start, and the plan is the better of the two (with the
         dive's patterns and plan in it, the MIP ended elsewhere: 2 of 7 generated 50-100-model
         instances served less than without the dive)."""
-        x = np.zeros(len(master.columns))
-        x[: len(lp.x)] = lp.x
-        support = [c.pattern for c, v in zip(master.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
+        x = master.column_values(lp)
+        support = master.shared_support(x)
         how = throughput_dive_settings(len(index.models))
         self._report(f"dive (throughput): {len(index.models)} models")
         t0 = time.perf_counter()

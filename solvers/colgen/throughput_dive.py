@@ -68,9 +68,8 @@ def throughput_dive(problem: PlacementProblem, index: Index, support: list[Patte
         lp = sub.solve_lp()
         if lp is None or lp.value <= NOTHING_LEFT_SHARE * max(served_value, 1.0):
             return fixed.patterns()
-        x = np.zeros(len(sub.columns))
-        x[: len(lp.x)] = lp.x
-        support = [c.pattern for c, v in zip(sub.columns, x) if v > 1e-9 and len(c.pattern.members) > 1]
+        x = sub.column_values(lp)
+        support = sub.shared_support(x)
         steps, fallback = _round_steps(sub, x)
         if finishing:  # the last round: every fractional column too, largest first, while it fits
             steps += [(j, 1) for j in fallback]
