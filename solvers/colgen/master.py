@@ -108,6 +108,17 @@ class Master:
         self.tp_rows = self._add_tp_slot_rows()
         self.budget_row = self._add_budget_row()
 
+    def set_demand(self, demand_rps: np.ndarray, presence: np.ndarray) -> None:
+        """min_cost: move the demand and presence rows to new right-hand sides (the columns'
+        coefficients keep their caps); the next LP starts with dual simplex, whose basis stays
+        dual feasible when only right-hand sides change (solvers.colgen.fair_share)."""
+        n = self.n_models
+        self.highs.changeRowsBounds(n, self.demand_rows.astype(np.int32), np.asarray(demand_rps, dtype=float),
+                                    np.full(n, INF))
+        self.highs.changeRowsBounds(n, self.presence_rows.astype(np.int32), np.asarray(presence, dtype=float),
+                                    np.full(n, INF))
+        self._solved = False
+
     def gpus_left(self, type_index: int) -> float:
         """GPUs of a type this master may still place (inf without an inventory)."""
         gpu = self.problem.gpu_types[type_index]

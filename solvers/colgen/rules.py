@@ -73,7 +73,20 @@ DIVE_RULES = {CAREFUL_DIVE: "careful", CAREFUL_DISJOINT_DIVE: "careful-disjoint"
 # (fleet-1000x4096 at 60 s, budgets $2,000 and $5,000/h: careful 0.54% and 0.24% from the bound
 # but 79 s of dive at $5,000; fast 0.46% and 0.22%).
 MIP_POLISH_MAX_COLUMNS = 1000
-FAIR_FLOOR_SHARE = 0.5  # fairness, stage 2: the fair-share plan gets this share of the stage's time
+# Fairness (solvers.colgen.fair_share): stage 1 until FAIR_STAGE_ONE_SHARE of the time limit,
+# the max-share master and its MIP first (FAIR_MAX_SHARE_SHARE, up to FAIR_MIP_MAX_MODELS
+# models), then the share search: LP costs (FAIR_LP_ITERATIONS pricing rounds a share after
+# the first), then one or two min_cost plans, each with an equal part of stage 1's time as
+# its time limit. Stage 2 (the throughput dive from stage 1's plan) gets the rest: the fair
+# plan spends most of the budget, so it has little left to place (fleet-200x512 at $740/h:
+# 0.3 s).
+FAIR_STAGE_ONE_SHARE = 0.8
+FAIR_MIP_MAX_MODELS = 20
+FAIR_MAX_SHARE_SHARE = 0.15
+FAIR_LP_ITERATIONS = 5
+# A second min_cost plan, aimed with the overshoot the first one measured, where the first
+# costs more than the budget and the time limit gives FAIR_SECOND_PLAN_S_PER_MODEL a model
+FAIR_SECOND_PLAN_S_PER_MODEL = 0.05
 DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 models) comes after
 DIVE_FILLS_PER_CYCLE = 8
 BOUND_RESERVE_SHARE = 0.05  # of the time limit, kept from the integer master for the bound
@@ -130,3 +143,8 @@ def dive_portfolio(models: int, time_limit_s: float) -> list[DiveSettings]:
     if first is CAREFUL_DISJOINT_DIVE and time_limit_s >= PORTFOLIO_S_PER_MODEL * models:
         return [first, SECOND_DIVE]
     return [first]
+
+
+def fair_share_plans(models: int, time_limit_s: float) -> int:
+    """How many min_cost plans the fair-share search may make (solvers.colgen.fair_share)."""
+    return 2 if time_limit_s >= FAIR_SECOND_PLAN_S_PER_MODEL * models else 1

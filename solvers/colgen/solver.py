@@ -10,7 +10,8 @@
    pricing is heuristic and may miss a column.
 4. Integers: min_cost, a dive with column generation on the residual demand
    (solvers.colgen.dive); max_throughput, the throughput dive (solvers.colgen.throughput_dive;
-   with fairness, from a plan of the fair shares at least cost); then, on small masters, a MIP
+   with fairness, from the plan of stage 1's share search, solvers.colgen.fair_share, which
+   serves every model the largest share of its demand it finds); then, on small masters, a MIP
    over every column from the best plan (max_throughput: the best plan before its dive).
 5. Polish (min_cost, up to POLISH_MAX_MODELS models): neighbourhood search from the best
    plan (solvers.colgen.polish).
@@ -28,7 +29,6 @@ import math
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,45 +44,20 @@ from planner.problem import (
 from solvers.bounds import best_cost_bound, replica_tier, throughput_upper_bound
 from solvers.colgen.columns import Column, Index, make_column, type_items
 from solvers.colgen.dive import dive
+from solvers.colgen.fair_share import fair_share_of, fairness_stage_one
 from solvers.colgen.master import Master
 from solvers.colgen.polish import polish
 from solvers.colgen.pricing import SharedPricer, singleton_columns
+from solvers.colgen.progress import Progress
 from solvers.colgen.throughput_dive import throughput_dive
 from solvers.colgen.rules import (  # noqa: F401  (tests and benches read the rules here too)
     DiveSettings, CAREFUL_DIVE, CAREFUL_DIVE_MAX_MODELS, CAREFUL_DISJOINT_DIVE, DISJOINT_DIVE_S_PER_MODEL,
     FAST_DIVE, FAST_DIVE_S_PER_MODEL, HASTY_DIVE, FAST_DISJOINT_DIVE, FAST_DISJOINT_S_PER_MODEL, SECOND_DIVE,
-    PORTFOLIO_S_PER_MODEL, DIVE_RULES, MIP_POLISH_MAX_COLUMNS, FAIR_FLOOR_SHARE, DIVE_DEADLINE_SHARE, DIVE_FILLS_PER_CYCLE,
+    PORTFOLIO_S_PER_MODEL, DIVE_RULES, MIP_POLISH_MAX_COLUMNS, DIVE_DEADLINE_SHARE, DIVE_FILLS_PER_CYCLE,
     BOUND_RESERVE_SHARE, BOUND_MIN_S, POLISH_MAX_MODELS, POLISH_ITERATIONS, POOL_MIP_MAX_COLUMNS,
     POOL_MIP_S_PER_MODEL, POOL_MIP_NODES_PER_S, TAIL_ITERATIONS, TAIL_TOLERANCE, dive_settings,
     throughput_dive_settings, pool_mip_nodes, dive_portfolio,
 )
-
-
-@dataclass
-class Progress:
-    iterations: int = 0
-    columns: int = 0
-    lp_value: float = math.nan
-    lp_s: float = 0.0
-    pricing_s: float = 0.0
-    bound_s: float = 0.0
-    mip_s: float = 0.0
-    dive_s: float = 0.0
-    dive_value: float = math.nan
-    mip_value: float = math.nan
-    polish_s: float = 0.0
-    polish_value: float = math.nan
-    polish_improvements: int = 0
-    fair_share: float = math.nan
-    hit_time_limit: bool = False
-    tailed_off: int = 0
-    thorough_rounds: int = 0
-    warm_value: float = math.nan
-    dive_rule: str = ""
-    pool_mip_s: float = 0.0
-    pool_mip_value: float = math.nan
-    fallback_s: float = 0.0  # the greedy packing baseline, when no phase left a plan (_fallback)
-    fallback_value: float = math.nan
 
 
 # The warm start's CP-SAT stops on deterministic time (a work limit), this share of the time
@@ -155,19 +130,18 @@ class ColumnGeneration:
             return SolveResult(self.name, SolveStatus.OPTIMAL, problem.objective, 0.0, 0.0, (), {}, 0.0)
         self._report = settings.report
         bound_job = _bound_in_background(problem, settings)
-        self._report("warm start")
-        warm, warm_by_clock = _warm_start(problem, settings)
-        if warm_by_clock:  # the clock changed the warm start, so maybe the plan: say so
-            progress.hit_time_limit = True
+        warm = None
+        if not problem.fairness:  # (with fairness no stage uses a warm start's plan)
+            self._report("warm start")
+            warm, warm_by_clock = _warm_start(problem, settings)
+            if warm_by_clock:  # the clock changed the warm start, so maybe the plan: say so
+                progress.hit_time_limit = True
         fair_share, first = None, None
         if problem.fairness:
             # stage 1: the largest share of demand every model can get; stage 2 keeps it
-            self._report("fairness: the largest share of demand every model can get")
-            first, _, _ = self._stage(problem, index, settings, start, 0.5 * settings.time_limit_s, None,
-                                      progress, maximize_share=True)
+            first = fairness_stage_one(self, problem, index, settings, start, progress)
             if first is not None:
-                _, served = self._evaluate(problem, first)
-                fair_share = min(served[m] / index.demand_rps[i] for i, m in enumerate(index.models)) * (1 - 1e-9)
+                fair_share = fair_share_of(problem, self._evaluate(problem, first)[1]) * (1 - 1e-9)
                 progress.fair_share = round(fair_share, 6)
         left = settings.time_limit_s - (time.perf_counter() - start)
         best, proven_bound, converged = self._stage(problem, index, settings, time.perf_counter(), left, warm,
@@ -192,6 +166,8 @@ class ColumnGeneration:
         lp, proven_bound, converged = self._generate(problem, index, master, pool, progress,
                                                      start + 0.35 * limit, prove=not maximize_share, warm=warm)
         progress.columns = len(master.columns)
+        if maximize_share and lp is not None:
+            progress.share_lp = lp.value
 
         candidates: list[tuple[PatternCount, ...]] = []
         if warm is not None and fair_share is None and not maximize_share:
@@ -241,9 +217,8 @@ class ColumnGeneration:
         before_throughput_dive = list(candidates)
         if not master.min_cost and not maximize_share and lp is not None:
             floors, dived = (), ()
-            if fair_share is not None:  # fairness, stage 2: the fair shares first, at least cost
-                floors = self._fair_share_plan(problem, index, settings, fair_share, start + FAIR_FLOOR_SHARE * limit,
-                                               progress)
+            if fair_share is not None:  # fairness, stage 2: from stage 1's plan, which serves every fair share
+                floors = fair_plan or ()
             if fair_share is None or floors:
                 dived = self._throughput_dive(problem, index, master, lp, pool, progress,
                                               start + DIVE_DEADLINE_SHARE * limit, floors)
@@ -260,8 +235,10 @@ class ColumnGeneration:
         # with 10 nodes, 5-8 s, 0.05-0.23 points of gap on 4; from scratch, 10 or 100 nodes,
         # 5-7 s, on 1 (0.28% -> 0.006%). Without it the plans stay within 1% of the bound in
         # 2-4 s, and depend on work limits only)
-        large = incumbent is not None and len(master.columns) > MIP_POLISH_MAX_COLUMNS
-        if not (large and (master.min_cost or dived_throughput)):
+        large = len(master.columns) > MIP_POLISH_MAX_COLUMNS
+        # (fairness, stage 1: on small masters only, where it is one candidate of the share
+        # search's: on large ones it stopped on the clock at every benchmark size)
+        if not (large and (maximize_share or (incumbent is not None and (master.min_cost or dived_throughput)))):
             self._report(f"integer master over {len(master.columns):,} patterns")
             # max_throughput: from the best plan before its dive (see _throughput_dive)
             start_plan = incumbent if master.min_cost else self._best(problem, before_throughput_dive)
@@ -314,22 +291,6 @@ class ColumnGeneration:
                 progress.hit_time_limit = True
         self.patterns_seen = tuple(pool)  # every pattern generated (bench/bench_column_integrality.py)
         return best, proven_bound, converged
-
-    def _fair_share_plan(self, problem, index, settings, fair_share, deadline, progress):
-        """The cheapest plan colgen finds (min_cost, within the budget and inventory) that
-        serves every model `fair_share` of its demand, by `deadline`; () when none."""
-        from dataclasses import replace as with_fields
-
-        owed = dict(zip(index.models, fair_share * index.demand_rps))
-        floors = with_fields(problem, objective="min_cost", fairness=False,
-                             models=tuple(with_fields(m, demand_rps=owed.get(m.name, 0.0)) for m in problem.models))
-        limit = max(deadline - time.perf_counter(), 1e-3)
-        inner = Progress()
-        self._report(f"fairness: {len(index.models)} models' fair share of {fair_share:.1%} at least cost")
-        best, _, _ = self._stage(floors, Index.of(floors), with_fields(settings, time_limit_s=limit),
-                                 time.perf_counter(), limit, None, inner)
-        progress.hit_time_limit = progress.hit_time_limit or inner.hit_time_limit
-        return best or ()
 
     def _throughput_dive(self, problem, index, master, lp, pool, progress, deadline, start=()):
         """max_throughput: the throughput dive from the root LP (solvers.colgen.throughput_dive),

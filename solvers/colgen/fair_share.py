@@ -1,0 +1,247 @@
+"""Fairness, stage 1: the largest share z of every model's demand that a plan within the budget
+can serve, searched with the min_cost machinery.
+
+Serving every model z of its demand is the min_cost problem of the *floors* F(z) (every
+demand scaled by z, no budget: `floors_problem`); z is fair when F(z)'s plan costs at most
+the budget B. Its cost grows with z, so the search is one-dimensional:
+1. `FloorsLp`: the min_cost master LP of F(z) (demand and presence rows moved to z, the
+   columns kept between calls, column generation from where the last z left it), C_LP(z);
+2. `largest_share_within`: the largest z with C_LP(z) <= B / (1 + g), g how much dearer than
+   its LP the integer plan comes out (INITIAL_OVERSHOOT at first), by regula falsi with the
+   Illinois step, bracketed, from z = the largest share any LP allows;
+3. the integer plan of F(z) by colgen's min_cost phases (solvers.colgen.solver); when it
+   costs more than B, `trim_to_budget` takes GPUs out of it, those whose members keep the
+   largest smallest share first, until it fits; where the time limit allows a second plan
+   (solvers.colgen.rules.fair_share_plans), g becomes the overshoot the first measured and
+   steps 2-3 run again, and the larger smallest share of the two wins. Where the inventory
+   cannot serve a share, the next plan aims below it.
+
+Why not the max-share MIP or a dive on the max-share LP (what stage 1 did before): at every
+benchmark size HiGHS's MIP stopped on the clock, so the fair share depended on the machine's
+load (1,000 models at $4,100/h and 60 s: 0.336-0.518 in four runs), and its shares were low
+(fleet-200x512 at $740/h: 0.44). A dive on the max-share LP rounded up fractions of GPUs in
+every round; that spent the budget before every model had a GPU, and some model ended with
+nothing (share 0 on fleet-50x64 at $55/h and fleet-200x512 at $740/h). The min_cost dive pays
+for its roundings in dollars, about 3-6% over its LP, and the search turns that into share.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from planner.problem import PatternCount, PlacementProblem, pattern_cost, pattern_member_rates
+from solvers.colgen.columns import Index
+from solvers.colgen.master import Master, presence_lower_bounds
+from solvers.colgen.pricing import singleton_columns
+from solvers.colgen.progress import Progress
+from solvers.colgen.rules import (FAIR_LP_ITERATIONS, FAIR_MAX_SHARE_SHARE, FAIR_MIP_MAX_MODELS, FAIR_STAGE_ONE_SHARE,
+                                  fair_share_plans)
+
+INITIAL_OVERSHOOT = 0.04  # min_cost plans over their LP: 2.8% at 200 models, 4.4% at 1,000 (reports/packing_bench.md)
+SHARE_TOLERANCE = 0.002  # the LP search stops within this share of the target cost
+LP_EVALUATIONS = 8  # LP solves (with column generation) per search
+SAFETY = 0.995  # aim the LP a little under the target: integer plans' costs move by steps
+
+
+def floors_problem(problem: PlacementProblem, share: float) -> PlacementProblem:
+    """F(share): every model's demand times `share`, min_cost, no budget and no fairness."""
+    return replace(problem, objective="min_cost", fairness=False, budget_usd_per_hour=None,
+                   models=tuple(replace(m, demand_rps=share * m.demand_rps) for m in problem.models))
+
+
+class FloorsLp:
+    """C_LP(z): the min_cost master of F(z_top) whose demand and presence rows move to z.
+
+    Columns stay between shares; coefficients keep their cap at z_top x demand (a column
+    covers at most that), so for z < z_top the LP is a little weaker than F(z)'s own. `grow(master)`
+    runs column generation on it (the caller's: pricing, pool and clock)."""
+
+    def __init__(self, problem: PlacementProblem, z_top: float, grow):
+        self.problem = problem
+        self.top = floors_problem(problem, z_top)
+        self.index = Index.of(self.top)
+        self.master = Master(self.top, self.index)
+        self.full_demand_rps = self.index.demand_rps / z_top
+        self.grow = grow
+        self.values: dict[float, float] = {}
+
+    def cost(self, share: float) -> float:
+        """C_LP(share); inf where the inventory cannot serve F(share) (the LP needs its artificials)."""
+        if share in self.values:
+            return self.values[share]
+        demand = share * self.full_demand_rps
+        presence = presence_lower_bounds(self.problem, replace(self.index, demand_rps=demand))
+        self.master.set_demand(demand, presence)
+        lp = self.grow(self.master)
+        value = math.inf if lp is None or self.master.slack_used() > 1e-7 else float(lp.value)
+        self.values[share] = value
+        return value
+
+
+@dataclass(frozen=True)
+class ShareSearch:
+    share: float  # the largest share found whose LP cost is within the target (0 if none)
+    evaluations: int
+
+
+def largest_share_within(cost, target: float, top: float, evaluations: int = LP_EVALUATIONS,
+                         tolerance: float = SHARE_TOLERANCE) -> ShareSearch:
+    """The largest share z in [0, top] with cost(z) <= target that regula falsi (Illinois)
+    finds in `evaluations` calls of `cost`, a nondecreasing function with cost(0) = 0.
+    Stops when a share's cost is within `tolerance` x target under it."""
+    hi_z, hi_f = top, cost(top) - target
+    used = 1
+    if hi_f <= 0:
+        return ShareSearch(top, used)
+    lo_z, lo_f = 0.0, -target
+    side = 0
+    while used < evaluations:
+        if math.isinf(hi_f):  # the inventory cannot serve `hi_z`: halve towards what it can
+            z = 0.5 * (lo_z + hi_z)
+        else:
+            z = lo_z + (hi_z - lo_z) * (-lo_f) / (hi_f - lo_f)
+            z = min(max(z, lo_z + 0.01 * (hi_z - lo_z)), hi_z - 0.01 * (hi_z - lo_z))
+        f = cost(z) - target
+        used += 1
+        if f <= 0:
+            lo_z, lo_f = z, f
+            if -f <= tolerance * target:
+                break
+            if side == -1 and not math.isinf(hi_f):
+                hi_f *= 0.5
+            side = -1
+        else:
+            hi_z, hi_f = z, f
+            if side == 1:
+                lo_f *= 0.5
+            side = 1
+    return ShareSearch(lo_z, used)
+
+
+def fair_share_of(problem: PlacementProblem, served: dict[str, float]) -> float:
+    """The smallest share of demand a plan serves (served req/s per model)."""
+    shares = [min(served.get(m.name, 0.0), m.demand_rps) / m.demand_rps for m in problem.demanded_models]
+    return float(np.min(shares)) if shares else 1.0
+
+
+def trim_to_budget(problem: PlacementProblem, plan: tuple[PatternCount, ...],
+                   budget_usd_per_hour: float) -> tuple[PatternCount, ...]:
+    """`plan` with GPUs taken out, one at a time, until it costs at most the budget: each
+    time the GPU (or TP group) after whose removal its members' smallest share of demand is
+    largest, and of those the dearest. Every model keeps what the GPUs left serve it."""
+    counts = {pc.pattern: pc.count for pc in plan}
+    demand = {m.name: m.demand_rps for m in problem.demanded_models}
+    cover = dict.fromkeys(demand, 0.0)
+    rates = {p: [(m.model, r) for m, r in zip(p.members, pattern_member_rates(problem, p)) if m.model in demand]
+             for p in counts}
+    for p, n in counts.items():
+        for model, r in rates[p]:
+            cover[model] += r * n
+    cost = sum(pattern_cost(problem, p) * n for p, n in counts.items())
+    order = sorted(counts)  # a fixed order: ties break the same way every run
+    while cost > budget_usd_per_hour + 1e-9:
+        best, best_key = None, None
+        for p in order:
+            if counts[p] <= 0:
+                continue
+            after = min((min(cover[model] - r, demand[model]) / demand[model] for model, r in rates[p]), default=1.0)
+            key = (round(after, 12), pattern_cost(problem, p))
+            if best_key is None or key > best_key:
+                best, best_key = p, key
+        if best is None:
+            break
+        counts[best] -= 1
+        cost -= pattern_cost(problem, best)
+        for model, r in rates[best]:
+            cover[model] -= r
+    return tuple(PatternCount(p, n) for p, n in sorted(counts.items()) if n > 0)
+
+
+def fairness_stage_one(solver, problem, index, settings, start, progress):
+    """Fairness, stage 1 of colgen (`solver`, a solvers.colgen.solver.ColumnGeneration, whose
+    phases it runs): a plan within the budget that serves every model the largest share of
+    its demand found, or None. Candidates: the
+    max-share master's MIP (small masters only) and the share search's plan; the larger
+    smallest share wins."""
+    limit = settings.time_limit_s
+    solver._report("fairness: the largest share of demand every model can get")
+    candidates, top, patterns = [], 1.0, []
+    if len(index.models) <= FAIR_MIP_MAX_MODELS:
+        by_mip, _, _ = solver._stage(problem, index, settings, time.perf_counter(), FAIR_MAX_SHARE_SHARE * limit,
+                                     None, progress, maximize_share=True)
+        candidates += [by_mip] if by_mip else []
+        if math.isfinite(progress.share_lp):
+            top = min(1.0, progress.share_lp)
+        patterns = list(solver.patterns_seen)
+    if top > 0:
+        searched = fair_share_search(solver, problem, settings, top, patterns, start + FAIR_STAGE_ONE_SHARE * limit,
+                                     progress)
+        candidates += [searched] if searched else []
+    return solver._best(problem, candidates, maximize_share=True)
+
+
+def fair_share_search(solver, problem, settings, top, patterns, deadline, progress):
+    """The plan of the largest share the search finds whose min_cost plan fits the budget
+    (solvers.colgen.fair_share), or (): LP costs of the floors by column generation
+    (FAIR_LP_ITERATIONS pricing rounds a share after the first converges), then one or
+    two min_cost plans (`fair_share_plans`), the second aimed with the overshoot the first
+    measured. Work limits throughout; `deadline` is a guard, and reaching it says so."""
+    budget = problem.budget_usd_per_hour
+    pool: dict = {}
+
+    def grow(master):
+        if time.perf_counter() >= deadline:  # out of time: the LP over the columns known
+            progress.hit_time_limit = True
+            return master.solve_lp()
+        first = not floors.values  # the first share's LP converges; later ones start from its columns
+        lp, _, _ = solver._generate(floors.top, floors.index, master, pool, progress, deadline, prove=False,
+                                    warm=None, max_iterations=400 if first else FAIR_LP_ITERATIONS)
+        return lp
+
+    floors = FloorsLp(problem, top, grow)
+    solver._add(floors.master, floors.top, floors.index, pool, singleton_columns(floors.top, floors.index))
+    solver._add(floors.master, floors.top, floors.index, pool, patterns)
+    plans = fair_share_plans(len(floors.index.models), settings.time_limit_s)
+    nominal_s = FAIR_STAGE_ONE_SHARE * settings.time_limit_s / plans  # each plan's time limit, for its rules
+    overshoot, found = INITIAL_OVERSHOOT, []
+    for attempt in range(plans):
+        target = math.inf if budget is None else SAFETY * budget / (1 + overshoot)
+        share = largest_share_within(floors.cost, target, top).share
+        solver._report(f"fairness: {share:.1%} of every model's demand (LP at ${floors.cost(share):,.2f}/h)")
+        if share <= 0:
+            break
+        if time.perf_counter() >= deadline:
+            progress.hit_time_limit = True
+            break
+        plan = fair_share_plan(solver, problem, settings, share, nominal_s, deadline, progress)
+        progress.fair_attempts = attempt + 1
+        top = share if plan else 0.9 * share  # no plan: the inventory did not serve it
+        if not plan:
+            continue
+        cost = solver._evaluate(floors_problem(problem, share), plan)[0]
+        solver._report(f"fairness: the plan of {share:.1%} costs ${cost:,.2f}/h")
+        if budget is None or cost <= budget + 1e-9:
+            found.append(plan)
+            break
+        # over the budget: its GPUs trimmed is one candidate; the next plan aims lower
+        found.append(trim_to_budget(problem, plan, budget))
+        overshoot = max(overshoot, cost / floors.cost(share) - 1)
+    return solver._best(problem, found, maximize_share=True) or ()
+
+
+def fair_share_plan(solver, problem, settings, fair_share, limit_s, deadline, progress):
+    """The cheapest plan colgen finds (min_cost, no budget, within the inventory) that
+    serves every model `fair_share` of its demand, with a time limit of `limit_s` (what
+    its phase rules see) guarded by `deadline`; () when none."""
+    floors = floors_problem(problem, fair_share)
+    inner = Progress()
+    solver._report(f"fairness: {len(floors.demanded_models)} models' fair share of {fair_share:.1%} at least cost")
+    guard_s = max(min(limit_s, deadline - time.perf_counter()), 1e-3)
+    best, _, _ = solver._stage(floors, Index.of(floors), replace(settings, time_limit_s=limit_s),
+                               time.perf_counter(), guard_s, None, inner)
+    progress.hit_time_limit = progress.hit_time_limit or inner.hit_time_limit
+    return best or ()

@@ -1,0 +1,154 @@
+"""Fairness, stage 1 (solvers/colgen/fair_share.py): the search for the largest share of
+demand every model can get within the budget, the trim that brings a plan within it, and
+colgen's fair plans at fleet scale."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from packing_instances import small_scenario
+from planner.plan import extract_plan
+from planner.problem import PatternCount, SolveSettings, SolveStatus, build_problem, patterns_cost, planned_capacity_rps
+from planner.scenario import load_scenario
+from planner.verify import verify_plan
+from solvers.colgen.columns import Index
+from solvers.colgen.fair_share import FloorsLp, fair_share_of, floors_problem, largest_share_within, trim_to_budget
+from solvers.colgen.pricing import singleton_columns
+from solvers.colgen.progress import Progress
+from solvers.colgen.solver import ColumnGeneration
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _affine_with_a_jump(fixed: float, slope: float):
+    """cost(0) = 0; cost(z) = fixed + slope z above: what presence rows do to the LP."""
+    calls = []
+
+    def cost(z):
+        calls.append(z)
+        return 0.0 if z <= 0 else fixed + slope * z
+    return cost, calls
+
+
+def test_search_finds_the_share_whose_cost_meets_the_target():
+    cost, calls = _affine_with_a_jump(10.0, 100.0)
+    found = largest_share_within(cost, 60.0, 1.0, evaluations=12, tolerance=0.002)
+    assert cost(found.share) <= 60.0
+    assert 0.5 * (1 - 0.01) <= found.share <= 0.5  # the root is 0.5
+    assert found.evaluations <= 12
+
+
+def test_search_returns_the_top_when_it_fits():
+    cost, calls = _affine_with_a_jump(1.0, 10.0)
+    found = largest_share_within(cost, 100.0, 0.8)
+    assert found.share == 0.8 and found.evaluations == 1 and calls == [0.8]
+
+
+def test_search_finds_nothing_when_every_share_costs_too_much():
+    cost, _ = _affine_with_a_jump(50.0, 10.0)
+    assert largest_share_within(cost, 40.0, 1.0).share == 0.0
+
+
+def test_search_halves_below_shares_the_inventory_cannot_serve():
+    """cost inf above 0.3 (no plan: the LP needs its artificials)."""
+    found = largest_share_within(lambda z: math.inf if z > 0.3 else 100.0 * z, 50.0, 1.0, evaluations=10)
+    assert 0.25 <= found.share <= 0.3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 50.0), min_size=1, max_size=6), st.floats(0.0, 100.0), st.floats(1.0, 300.0),
+       st.floats(0.05, 1.0))
+def test_search_never_returns_a_share_over_the_target(steps, fixed, target, top):
+    """Any nondecreasing piecewise-linear cost with cost(0) = 0: the share found costs at
+    most the target, and lies in [0, top]."""
+    knots = [i / len(steps) for i in range(1, len(steps) + 1)]
+
+    def cost(z):
+        if z <= 0:
+            return 0.0
+        value, last = fixed, 0.0
+        for knot, slope in zip(knots, steps):
+            value += slope * (min(z, knot) - last)
+            if z <= knot:
+                break
+            last = knot
+        return value
+    found = largest_share_within(cost, target, top)
+    assert 0.0 <= found.share <= top
+    assert found.share == 0.0 or cost(found.share) <= target + 1e-9
+
+
+def _two_model_plan():
+    """m0 on one more dedicated GPU than its demand needs, m1 on one GPU."""
+    problem = build_problem(small_scenario(3, "max_throughput", n_models=2, n_types=1))
+    index = Index.of(problem)
+    columns = {index.models[c.model_indices[0]]: c for c in singleton_columns(problem, index)}
+    extra = math.ceil(index.demand_rps[0] / columns["m0"].coverage_rps[0]) + 1
+    return problem, columns, (PatternCount(columns["m0"].pattern, extra), PatternCount(columns["m1"].pattern, 1))
+
+
+def test_trim_takes_out_the_gpu_whose_members_keep_their_share():
+    problem, columns, plan = _two_model_plan()
+    budget = patterns_cost(problem, plan) - columns["m0"].cost_usd_per_hour
+    trimmed = dict((pc.pattern, pc.count) for pc in trim_to_budget(problem, plan, budget))
+    assert trimmed[columns["m1"].pattern] == 1  # m1 keeps its only GPU
+    assert trimmed[columns["m0"].pattern] == plan[0].count - 1
+    assert fair_share_of(problem, planned_capacity_rps(problem, tuple(
+        PatternCount(p, n) for p, n in trimmed.items()))) > 0.99
+
+
+def test_trim_keeps_the_budget_and_never_adds():
+    problem, _, plan = _two_model_plan()
+    for share in (0.9, 0.5, 0.1, 0.0):
+        budget = share * patterns_cost(problem, plan)
+        trimmed = trim_to_budget(problem, plan, budget)
+        assert patterns_cost(problem, trimmed) <= budget + 1e-9
+        before = dict((pc.pattern, pc.count) for pc in plan)
+        assert all(pc.count <= before[pc.pattern] for pc in trimmed)
+
+
+def test_floors_lp_cost_grows_with_the_share():
+    """C_LP(z), evaluated from the largest share down (columns only accumulate), never
+    rises as the share falls; C_LP(0) is 0."""
+    problem = build_problem(small_scenario(4, "max_throughput", n_models=6, n_types=3))
+    cg = ColumnGeneration()
+    pool: dict = {}
+
+    def grow(master):
+        lp, _, _ = cg._generate(floors.top, floors.index, master, pool, Progress(), math.inf, prove=False, warm=None)
+        return lp
+
+    floors = FloorsLp(problem, 1.0, grow)
+    cg._add(floors.master, floors.top, floors.index, pool, singleton_columns(floors.top, floors.index))
+    costs = [floors.cost(z) for z in (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)]
+    assert all(a >= b - 1e-6 for a, b in zip(costs, costs[1:])), costs
+    assert costs[-1] == 0.0 and costs[0] > 0.0
+
+
+def test_floors_problem_scales_demand_and_drops_the_budget():
+    problem = build_problem(small_scenario(4, "max_throughput", fairness=True, n_models=3))
+    floors = floors_problem(problem, 0.25)
+    assert floors.objective == "min_cost" and floors.budget_usd_per_hour is None and not floors.fairness
+    assert [m.demand_rps for m in floors.models] == [0.25 * m.demand_rps for m in problem.models]
+
+
+def test_fairness_on_fleet_200x512_is_deterministic_and_fairer_than_the_max_share_mip():
+    """fleet-200x512 at $740/h, 10 s: the max-share MIP that stage 1 used before stopped on
+    the clock at a share of 44%; the share search plans at least 50% for every model, within
+    the budget, on work limits only (status feasible), and twice the same plan."""
+    scenario = load_scenario(ROOT / "scenarios" / "fleet-200x512.yaml")
+    scenario = scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": 740.0, "fairness": True})
+    problem = build_problem(scenario)
+    first = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
+    second = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
+    assert first.status is SolveStatus.FEASIBLE
+    assert first.patterns == second.patterns
+    assert verify_plan(scenario, extract_plan(problem, first)) == []
+    share = first.stats["fair_share"]
+    assert share >= 0.5
+    assert fair_share_of(problem, planned_capacity_rps(problem, first.patterns)) >= share
+    assert patterns_cost(problem, first.patterns) <= 740.0 + 1e-6
