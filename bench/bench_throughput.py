@@ -12,7 +12,8 @@ its proven upper bound; `gap` = (bound - served) / bound. `ratio` = colgen's ser
 solver's (above 1: colgen serves more). `colgen-no-dive` is colgen with the throughput dive
 (solvers/colgen/throughput_dive.py) switched off: the integer master alone, as before it.
 Under each table, colgen again with `fairness: true` (stage 1: the largest share of demand
-every model can get; stage 2: throughput keeping it); its bound ignores the fair share.
+every model can get, by the share search of solvers/colgen/fair_share.py; stage 2:
+throughput keeping it); its bound ignores the fair share.
 
     .venv/bin/python bench/bench_throughput.py             # all sizes (about 15 minutes)
     .venv/bin/python bench/bench_throughput.py --sizes 200 # one size
@@ -105,9 +106,10 @@ def render_markdown(data: dict) -> str:
             stats = fair.get("stats", {})
             served = "no plan" if fair.get("value") is None else f"serves {fair['value']:,.1f}"
             lines += ["", f"colgen with `fairness: true`: {fair['status']}, {fair['wall_s']} s, {served}, every model at "
-                          f"least {stats.get('fair_share', float('nan')):.1%} of its demand (stage 1), "
-                          f"verified {fair.get('verified')}; stage 2's dive {stats.get('dive_value', '')}, "
-                          f"its MIP {stats.get('mip_value', '')}"]
+                          f"least {stats.get('fair_share', float('nan')):.1%} of its demand (stage 1, the share search: "
+                          f"{stats.get('fair_attempts', '')} min_cost plan(s)), spent "
+                          f"${fair.get('cost_usd_per_hour') or 0:,.2f}/h, verified {fair.get('verified')}; "
+                          f"stage 2's dive {stats.get('dive_value', '')}, its MIP {stats.get('mip_value', '')}"]
         lines += colgen_phases(inst["results"][0]) + [""]
     return "\n".join(lines) + "\n"
 
