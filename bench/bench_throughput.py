@@ -107,7 +107,8 @@ def render_markdown(data: dict) -> str:
             served = "no plan" if fair.get("value") is None else f"serves {fair['value']:,.1f}"
             lines += ["", f"colgen with `fairness: true`: {fair['status']}, {fair['wall_s']} s, {served}, every model at "
                           f"least {stats.get('fair_share', float('nan')):.1%} of its demand (stage 1, the share search: "
-                          f"{stats.get('fair_attempts', '')} min_cost plan(s)), spent "
+                          f"{stats.get('fair_attempts', '')} min_cost plan(s); proven: no plan within the budget gives "
+                          f"every model more than {stats.get('fair_share_bound', float('nan')):.1%}), spent "
                           f"${fair.get('cost_usd_per_hour') or 0:,.2f}/h, verified {fair.get('verified')}; "
                           f"stage 2's dive {stats.get('dive_value', '')}, its MIP {stats.get('mip_value', '')}"]
         lines += colgen_phases(inst["results"][0]) + [""]

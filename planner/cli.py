@@ -18,7 +18,7 @@ from planner.checks import check_scenario
 from planner.errors import EXIT_BAD_INPUT, EXIT_INFEASIBLE, PlannerError
 from planner.plan import plan_to_json, write_plan
 from planner.problem import SolveSettings
-from planner.render import render_findings, render_plan
+from planner.render import render_fairness, render_findings, render_plan
 from planner.scenario import load_scenario
 
 app = typer.Typer(
@@ -118,6 +118,8 @@ def plan(
             sys.stdout.write(plan_to_json(outcome.plan))
         else:
             render_plan(out, outcome.plan)
+            if loaded.fairness and outcome.plan.gpus:
+                render_fairness(out, outcome.plan, outcome.result.stats)
             out.print(f"plan written to {out_path}")
         no_plan = outcome.plan.status == "infeasible" or (outcome.plan.status == "time_limit" and not outcome.plan.gpus)
         return EXIT_INFEASIBLE if no_plan else 0

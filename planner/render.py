@@ -70,3 +70,16 @@ def render_plan(console: Console, plan: Plan, max_model_rows: int = 30) -> None:
     if len(names) > max_model_rows:
         models.add_row(f"... {len(names) - max_model_rows} more", "", "", "", "", "")
     console.print(models)
+
+
+def render_fairness(console: Console, plan: Plan, stats: dict) -> None:
+    """With `fairness: true`: the smallest share of its demand the plan serves any model, and
+    the solver's proven upper bound on it (colgen's `fair_share_bound`) when it has one."""
+    shares = [m.served_rps / m.demand_rps for m in plan.models.values() if m.demand_rps and m.served_rps is not None]
+    if not shares:
+        return
+    line = f"fairness: every model gets at least {min(shares):.1%} of its demand"
+    bound = stats.get("fair_share_bound")
+    if isinstance(bound, float) and bound == bound:
+        line += f"; no plan within the budget gives every model more than {bound:.1%} (proven)"
+    console.print(line)

@@ -44,6 +44,23 @@ def strip_wall_time(text: str) -> dict:
 # ----------------------------------------------------------------------------- plan
 
 
+def test_plan_with_fairness_prints_the_fair_share_and_its_proven_bound(tmp_path):
+    """Two models, a budget for three GPUs: each gets a share of its demand; the summary
+    says the smallest and the proven upper bound on it."""
+    raw = {**TINY, "objective": "max_throughput", "budget_usd_per_hour": 4.5, "fairness": True,
+           "models": TINY["models"] + [{"name": "n", "memory_gib": 2, "slo_ms": 1000,
+                                        "profiles": {"A": {"batch_ms": {1: 20.0}}}}],
+           "demand": [{"model": "m", "rate_rps": 250}, {"model": "n", "rate_rps": 250}]}
+    out = tmp_path / "plan.json"
+    result = invoke("plan", write(tmp_path, raw), "--out", out, "--time-limit", 5)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "fairness: every model gets at least" in text and "(proven)" in text
+    plan = load_plan(out)
+    share = min(m.served_rps / m.demand_rps for m in plan.models.values())
+    assert f"at least {share:.1%}" in text
+
+
 def test_plan_table_writes_the_file(tmp_path, scenarios_dir):
     out = tmp_path / "plan.json"
     result = invoke("plan", scenarios_dir / "quickstart.yaml", "--out", out)

@@ -10,13 +10,17 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packing_instances import small_scenario
+import pytest
+
+from packing_instances import EXACT_SETTINGS, small_scenario
+from planner.pipeline import plan_scenario
 from planner.plan import extract_plan
 from planner.problem import PatternCount, SolveSettings, SolveStatus, build_problem, patterns_cost, planned_capacity_rps
 from planner.scenario import load_scenario
 from planner.verify import verify_plan
 from solvers.colgen.columns import Index
-from solvers.colgen.fair_share import FloorsLp, fair_share_of, floors_problem, largest_share_within, trim_to_budget
+from solvers.colgen.fair_share import (FloorsLp, fair_share_of, fair_share_upper_bound, floors_problem,
+                                       largest_share_within, trim_to_budget)
 from solvers.colgen.pricing import singleton_columns
 from solvers.colgen.progress import Progress
 from solvers.colgen.solver import ColumnGeneration
@@ -80,6 +84,32 @@ def test_search_never_returns_a_share_over_the_target(steps, fixed, target, top)
     found = largest_share_within(cost, target, top)
     assert 0.0 <= found.share <= top
     assert found.share == 0.0 or cost(found.share) <= target + 1e-9
+
+
+def test_search_reports_the_bracket_it_ends_with():
+    """`above` is a share whose cost is over the target: the root lies in [share, above]."""
+    cost, _ = _affine_with_a_jump(10.0, 100.0)
+    found = largest_share_within(cost, 60.0, 1.0, evaluations=20, tolerance=0.0, low=0.1, share_tolerance=0.001)
+    assert found.share <= 0.5 < found.above and found.above - found.share <= 0.001 + 1e-12
+    assert cost(found.above) > 60.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fair_share_bound_is_never_below_the_exact_fair_share(seed):
+    """The proven upper bound on the fair share (replica relaxation of the floors) is at
+    least enum-milp's optimal smallest share, on small instances with sharing, TP and
+    interference; and at least the share colgen's plan serves."""
+    scenario = small_scenario(seed, "max_throughput", fairness=True, interference=seed % 2 == 1,
+                              with_tp=seed % 3 == 0, n_models=2 + seed % 3, n_types=1 + seed % 2, max_batch=3)
+    problem = build_problem(scenario)
+    exact = plan_scenario(scenario, "enum-milp", EXACT_SETTINGS).result
+    if not exact.patterns:
+        return
+    optimum = fair_share_of(problem, exact.served_rps)
+    bound = fair_share_upper_bound(problem, 0.0)
+    assert bound >= optimum - 1e-6, (bound, optimum)
+    result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
+    assert result.stats["fair_share_bound"] >= result.stats["fair_share"] - 1e-6
 
 
 def _two_model_plan():
@@ -151,4 +181,5 @@ def test_fairness_on_fleet_200x512_is_deterministic_and_fairer_than_the_max_shar
     share = first.stats["fair_share"]
     assert share >= 0.5
     assert fair_share_of(problem, planned_capacity_rps(problem, first.patterns)) >= share
+    assert share <= first.stats["fair_share_bound"] < 0.75  # proven: no plan gives every model 75%
     assert patterns_cost(problem, first.patterns) <= 740.0 + 1e-6

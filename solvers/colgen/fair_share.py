@@ -16,6 +16,10 @@ the budget B. Its cost grows with z, so the search is one-dimensional:
    steps 2-3 run again, and the larger smallest share of the two wins. Where the inventory
    cannot serve a share, the next plan aims below it.
 
+`fair_share_upper_bound` proves how far the share found can be from the best: above it the
+replica relaxation of F(z) costs more than the budget (fleet-200x512 at $740/h: 56.4% found,
+no plan gives every model more than 61.8%).
+
 Why not the max-share MIP or a dive on the max-share LP (what stage 1 did before): at every
 benchmark size HiGHS's MIP stopped on the clock, so the fair share depended on the machine's
 load (1,000 models at $4,100/h and 60 s: 0.336-0.518 in four runs), and its shares were low
@@ -28,6 +32,7 @@ for its roundings in dollars, about 3-6% over its LP, and the search turns that 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, replace
 
@@ -45,6 +50,8 @@ INITIAL_OVERSHOOT = 0.04  # min_cost plans over their LP: 2.8% at 200 models, 4.
 SHARE_TOLERANCE = 0.002  # the LP search stops within this share of the target cost
 LP_EVALUATIONS = 8  # LP solves (with column generation) per search
 SAFETY = 0.995  # aim the LP a little under the target: integer plans' costs move by steps
+BOUND_EVALUATIONS = 6  # replica LPs for the proven upper bound on the fair share
+BOUND_SHARE_TOLERANCE = 0.005  # ... which stops when its bracket is this narrow (fleet-200x512 at $740/h: 4 LPs, 0.6184; at 0.002, 6 LPs, 0.6157)
 
 
 def floors_problem(problem: PlacementProblem, share: float) -> PlacementProblem:
@@ -84,23 +91,29 @@ class FloorsLp:
 
 @dataclass(frozen=True)
 class ShareSearch:
-    share: float  # the largest share found whose LP cost is within the target (0 if none)
+    share: float  # the largest share found whose cost is within the target (`low` if none)
+    above: float  # the smallest share found whose cost is over it (`top` if none)
     evaluations: int
 
 
 def largest_share_within(cost, target: float, top: float, evaluations: int = LP_EVALUATIONS,
-                         tolerance: float = SHARE_TOLERANCE) -> ShareSearch:
-    """The largest share z in [0, top] with cost(z) <= target that regula falsi (Illinois)
-    finds in `evaluations` calls of `cost`, a nondecreasing function with cost(0) = 0.
-    Stops when a share's cost is within `tolerance` x target under it."""
+                         tolerance: float = SHARE_TOLERANCE, low: float = 0.0,
+                         share_tolerance: float = 0.0) -> ShareSearch:
+    """The largest share z in [low, top] with cost(z) <= target that regula falsi (Illinois)
+    finds in `evaluations` calls of `cost`, a nondecreasing function with cost(low) <=
+    target (cost(0) = 0 is not asked). Stops when a share's cost is within `tolerance` x
+    target under it (tolerance > 0), or the bracket is at most `share_tolerance` wide."""
     hi_z, hi_f = top, cost(top) - target
     used = 1
     if hi_f <= 0:
-        return ShareSearch(top, used)
-    lo_z, lo_f = 0.0, -target
+        return ShareSearch(top, top, used)
+    lo_z, lo_f = low, -target
+    if low > 0:
+        lo_f = min(cost(low) - target, 0.0)
+        used += 1
     side = 0
-    while used < evaluations:
-        if math.isinf(hi_f):  # the inventory cannot serve `hi_z`: halve towards what it can
+    while used < evaluations and hi_z - lo_z > share_tolerance:
+        if math.isinf(hi_f):  # no plan at `hi_z` (the inventory): halve towards what it can
             z = 0.5 * (lo_z + hi_z)
         else:
             z = lo_z + (hi_z - lo_z) * (-lo_f) / (hi_f - lo_f)
@@ -109,7 +122,7 @@ def largest_share_within(cost, target: float, top: float, evaluations: int = LP_
         used += 1
         if f <= 0:
             lo_z, lo_f = z, f
-            if -f <= tolerance * target:
+            if tolerance > 0 and -f <= tolerance * target:
                 break
             if side == -1 and not math.isinf(hi_f):
                 hi_f *= 0.5
@@ -119,7 +132,27 @@ def largest_share_within(cost, target: float, top: float, evaluations: int = LP_
             if side == 1:
                 lo_f *= 0.5
             side = 1
-    return ShareSearch(lo_z, used)
+    return ShareSearch(lo_z, hi_z, used)
+
+
+def fair_share_upper_bound(problem: PlacementProblem, achieved: float, evaluations: int = BOUND_EVALUATIONS) -> float:
+    """A proven upper bound on the share of its demand every model can get within the
+    budget: a share z above which the replica relaxation (solvers.replica_relaxation, its LP)
+    of the floors F(z) costs more than the budget, or is infeasible. Every plan that serves
+    every model z of its demand is a plan of F(z) and maps to a point of that relaxation, and
+    its cost is nondecreasing in z (the rows only tighten), so no plan within the budget
+    serves every model more. `achieved`: a share some plan within the budget serves (the
+    search starts there)."""
+    from solvers.replica_relaxation import replica_cost_bound
+
+    budget = problem.budget_usd_per_hour
+    target = budget if budget is not None else sys.float_info.max
+
+    def cost(share: float) -> float:
+        return replica_cost_bound(floors_problem(problem, share)).value
+
+    return largest_share_within(cost, target, 1.0, evaluations, tolerance=0.0, low=max(0.0, achieved),
+                                share_tolerance=BOUND_SHARE_TOLERANCE).above
 
 
 def fair_share_of(problem: PlacementProblem, served: dict[str, float]) -> float:

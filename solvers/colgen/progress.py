@@ -21,7 +21,8 @@ class Progress:
     polish_s: float = 0.0
     polish_value: float = math.nan
     polish_improvements: int = 0
-    fair_share: float = math.nan
+    fair_share: float = math.nan  # fairness: the share of its demand every model gets (stage 1)
+    fair_share_bound: float = math.nan  # fairness: no plan within the budget gives every model more (proven)
     share_lp: float = math.nan  # fairness: the max-share master's LP share (the search's top)
     fair_attempts: int = 0  # fairness: min_cost plans the share search made
     hit_time_limit: bool = False

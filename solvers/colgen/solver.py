@@ -44,7 +44,7 @@ from planner.problem import (
 from solvers.bounds import best_cost_bound, replica_tier, throughput_upper_bound
 from solvers.colgen.columns import Column, Index, make_column, type_items
 from solvers.colgen.dive import dive
-from solvers.colgen.fair_share import fair_share_of, fairness_stage_one
+from solvers.colgen.fair_share import fair_share_of, fair_share_upper_bound, fairness_stage_one
 from solvers.colgen.master import Master
 from solvers.colgen.polish import polish
 from solvers.colgen.pricing import SharedPricer, singleton_columns
@@ -142,7 +142,9 @@ class ColumnGeneration:
             first = fairness_stage_one(self, problem, index, settings, start, progress)
             if first is not None:
                 fair_share = fair_share_of(problem, self._evaluate(problem, first)[1]) * (1 - 1e-9)
-                progress.fair_share = round(fair_share, 6)
+            progress.fair_share = round(fair_share or 0.0, 6)  # no plan of a positive share: 0, no floors
+            self._report("fairness: a proven upper bound on the fair share")
+            progress.fair_share_bound = round(fair_share_upper_bound(problem, fair_share or 0.0), 6)
         left = settings.time_limit_s - (time.perf_counter() - start)
         best, proven_bound, converged = self._stage(problem, index, settings, time.perf_counter(), left, warm,
                                                     progress, fair_share=fair_share, fair_plan=first)
