@@ -142,7 +142,7 @@ def test_fairness_keeps_a_plan_and_every_fair_share_on_fleet_50x64():
     capacity = planned_capacity_rps(problem, result.patterns)
     share = result.stats["fair_share"]
     assert share > 0.5
-    assert all(capacity[m.name] >= (share - 1e-5) * m.demand_rps for m in problem.demanded_models)
+    assert all(capacity[m.name] >= (share - 1e-3) * m.demand_rps for m in problem.demanded_models)  # stats: 3 decimals
     assert result.stats["dive_rule"] == "throughput-careful" and math.isfinite(result.stats["dive_value"])
 
 
@@ -157,4 +157,5 @@ def test_fairness_without_a_fair_share_plan_still_plans(monkeypatch):
     assert result.patterns and result.stats["fair_share"] > 0
     assert verify_plan(scenario, extract_plan(problem, result)) == []
     capacity = planned_capacity_rps(problem, result.patterns)
-    assert all(capacity[m.name] >= (result.stats["fair_share"] - 1e-5) * m.demand_rps for m in problem.demanded_models)
+    share = result.stats["fair_share"] - 1e-3  # (stats keep 3 decimals)
+    assert all(capacity[m.name] >= share * m.demand_rps for m in problem.demanded_models)

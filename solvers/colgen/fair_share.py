@@ -242,7 +242,7 @@ def fair_share_search(solver, problem, settings, top, patterns, deadline, progre
     nominal_s = FAIR_STAGE_ONE_SHARE * settings.time_limit_s / plans  # each plan's time limit, for its rules
     overshoot, found = INITIAL_OVERSHOOT, []
     for attempt in range(plans):
-        target = math.inf if budget is None else SAFETY * budget / (1 + overshoot)
+        target = sys.float_info.max if budget is None else SAFETY * budget / (1 + overshoot)  # no budget: the inventory
         share = largest_share_within(floors.cost, target, top).share
         solver._report(f"fairness: {share:.1%} of every model's demand (LP at ${floors.cost(share):,.2f}/h)")
         if share <= 0:
