@@ -8,7 +8,8 @@ the budget B. Its cost grows with z, so the search is one-dimensional:
    columns kept between calls, column generation from where the last z left it), C_LP(z);
 2. `largest_share_within`: the largest z with C_LP(z) <= B / (1 + g), g how much dearer than
    its LP the integer plan comes out (INITIAL_OVERSHOOT at first), by regula falsi with the
-   Illinois step, bracketed, from z = the largest share any LP allows;
+   Illinois step, bracketed, from z = 1 (up to FAIR_MIP_MAX_MODELS models from the
+   max-share master's LP share: an estimate, its pricing is heuristic);
 3. the integer plan of F(z) by colgen's min_cost phases (solvers.colgen.solver); when it
    costs more than B, `trim_to_budget` takes GPUs out of it, those whose members keep the
    largest smallest share first, until it fits; where the time limit allows a second plan
@@ -64,7 +65,8 @@ class FloorsLp:
     """C_LP(z): the min_cost master of F(z_top) whose demand and presence rows move to z.
 
     Columns stay between shares; coefficients keep their cap at z_top x demand (a column
-    covers at most that), so for z < z_top the LP is a little weaker than F(z)'s own. `grow(master)`
+    covers at most that), so for z < z_top the LP is weaker than F(z)'s own, the more so the
+    further z falls below z_top (an estimate to aim with, not a bound). `grow(master)`
     runs column generation on it (the caller's: pricing, pool and clock)."""
 
     def __init__(self, problem: PlacementProblem, z_top: float, grow):
@@ -102,15 +104,24 @@ def largest_share_within(cost, target: float, top: float, evaluations: int = LP_
     """The largest share z in [low, top] with cost(z) <= target that regula falsi (Illinois)
     finds in `evaluations` calls of `cost`, a nondecreasing function with cost(low) <=
     target (cost(0) = 0 is not asked). Stops when a share's cost is within `tolerance` x
-    target under it (tolerance > 0), or the bracket is at most `share_tolerance` wide."""
+    target under it (tolerance > 0), or the bracket is at most `share_tolerance` wide, or
+    a cost is nan (an LP without an answer: the bracket stays as it was; `above` is only
+    ever `top` or a share whose cost was seen over the target)."""
+    if target <= 0:  # nothing costs less than nothing: `low` is all there is
+        return ShareSearch(low, top, 0)
     hi_z, hi_f = top, cost(top) - target
     used = 1
+    if math.isnan(hi_f):
+        return ShareSearch(low, top, used)
     if hi_f <= 0:
         return ShareSearch(top, top, used)
     lo_z, lo_f = low, -target
     if low > 0:
+        # cost(low) <= target by the precondition; the clamp only absorbs LP round-off
         lo_f = min(cost(low) - target, 0.0)
         used += 1
+        if math.isnan(lo_f):
+            return ShareSearch(low, top, used)
     side = 0
     while used < evaluations and hi_z - lo_z > share_tolerance:
         if math.isinf(hi_f):  # no plan at `hi_z` (the inventory): halve towards what it can
@@ -120,6 +131,8 @@ def largest_share_within(cost, target: float, top: float, evaluations: int = LP_
             z = min(max(z, lo_z + 0.01 * (hi_z - lo_z)), hi_z - 0.01 * (hi_z - lo_z))
         f = cost(z) - target
         used += 1
+        if math.isnan(f):
+            break
         if f <= 0:
             lo_z, lo_f = z, f
             if tolerance > 0 and -f <= tolerance * target:
@@ -135,21 +148,25 @@ def largest_share_within(cost, target: float, top: float, evaluations: int = LP_
     return ShareSearch(lo_z, hi_z, used)
 
 
-def fair_share_upper_bound(problem: PlacementProblem, achieved: float, evaluations: int = BOUND_EVALUATIONS) -> float:
+def fair_share_upper_bound(problem: PlacementProblem, achieved: float, evaluations: int = BOUND_EVALUATIONS,
+                           time_limit_s: float = 30.0) -> float:
     """A proven upper bound on the share of its demand every model can get within the
     budget: a share z above which the replica relaxation (solvers.replica_relaxation, its LP)
     of the floors F(z) costs more than the budget, or is infeasible. Every plan that serves
     every model z of its demand is a plan of F(z) and maps to a point of that relaxation, and
-    its cost is nondecreasing in z (the rows only tighten), so no plan within the budget
-    serves every model more. `achieved`: a share some plan within the budget serves (the
-    search starts there)."""
+    that relaxation's cost is nondecreasing in z (for z1 < z2 every point of F(z2)'s maps to
+    one of F(z1)'s at the same cost: coverage capped at z1 D is at least z1 / z2 of coverage
+    capped at z2 D, and presence rows only loosen), so no plan within the budget serves
+    every model more. `achieved`: a share some plan within the budget serves (the search
+    starts there). `time_limit_s` guards each LP; one cut short (nan) ends the search with
+    the bracket it had, which only weakens the bound."""
     from solvers.replica_relaxation import replica_cost_bound
 
     budget = problem.budget_usd_per_hour
     target = budget if budget is not None else sys.float_info.max
 
     def cost(share: float) -> float:
-        return replica_cost_bound(floors_problem(problem, share)).value
+        return replica_cost_bound(floors_problem(problem, share), time_limit_s=time_limit_s).value
 
     return largest_share_within(cost, target, 1.0, evaluations, tolerance=0.0, low=max(0.0, achieved),
                                 share_tolerance=BOUND_SHARE_TOLERANCE).above
@@ -167,6 +184,7 @@ def trim_to_budget(problem: PlacementProblem, plan: tuple[PatternCount, ...],
     time the GPU (or TP group) after whose removal its members' smallest share of demand is
     largest, and of those the dearest. Every model keeps what the GPUs left serve it."""
     counts = {pc.pattern: pc.count for pc in plan}
+    price = {p: pattern_cost(problem, p) for p in counts}
     demand = {m.name: m.demand_rps for m in problem.demanded_models}
     cover = dict.fromkeys(demand, 0.0)
     rates = {p: [(m.model, r) for m, r in zip(p.members, pattern_member_rates(problem, p)) if m.model in demand]
@@ -182,13 +200,13 @@ def trim_to_budget(problem: PlacementProblem, plan: tuple[PatternCount, ...],
             if counts[p] <= 0:
                 continue
             after = min((min(cover[model] - r, demand[model]) / demand[model] for model, r in rates[p]), default=1.0)
-            key = (round(after, 12), pattern_cost(problem, p))
+            key = (round(after, 12), price[p])
             if best_key is None or key > best_key:
                 best, best_key = p, key
         if best is None:
             break
         counts[best] -= 1
-        cost -= pattern_cost(problem, best)
+        cost -= price[best]
         for model, r in rates[best]:
             cover[model] -= r
     return tuple(PatternCount(p, n) for p, n in sorted(counts.items()) if n > 0)
@@ -244,9 +262,9 @@ def fair_share_search(solver, problem, settings, top, patterns, deadline, progre
     for attempt in range(plans):
         target = sys.float_info.max if budget is None else SAFETY * budget / (1 + overshoot)  # no budget: the inventory
         share = largest_share_within(floors.cost, target, top).share
-        solver._report(f"fairness: {share:.1%} of every model's demand (LP at ${floors.cost(share):,.2f}/h)")
         if share <= 0:
             break
+        solver._report(f"fairness: {share:.1%} of every model's demand (LP at ${floors.cost(share):,.2f}/h)")
         if time.perf_counter() >= deadline:
             progress.hit_time_limit = True
             break

@@ -112,6 +112,7 @@ class Master:
         """min_cost: move the demand and presence rows to new right-hand sides (the columns'
         coefficients keep their caps); the next LP starts with dual simplex, whose basis stays
         dual feasible when only right-hand sides change (solvers.colgen.fair_share)."""
+        assert self.min_cost and self.presence_rows is not None, "set_demand: min_cost masters only"
         n = self.n_models
         self.highs.changeRowsBounds(n, self.demand_rows.astype(np.int32), np.asarray(demand_rps, dtype=float),
                                     np.full(n, INF))
