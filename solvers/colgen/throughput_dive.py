@@ -1,7 +1,7 @@
 """Diving with column generation for max_throughput: integer plans at fleet scale, as
 solvers.colgen.dive does for min_cost. With fairness (stage 2) it starts from a plan that
-already serves every model its fair share (`start`, solvers.colgen.solver's
-`_fair_share_plan`) and fills the budget left.
+already serves every model its fair share (`start`: stage 1's plan, from the share search of
+solvers.colgen.fair_share) and fills the budget left.
 
 Each round solves the master LP of what is left (demand not yet served, GPUs and budget not
 yet used: the served columns' upper bounds are the demand left), re-prices columns for it,
