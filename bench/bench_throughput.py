@@ -13,7 +13,9 @@ solver's (above 1: colgen serves more). `colgen-no-dive` is colgen with the thro
 (solvers/colgen/throughput_dive.py) switched off: the integer master alone, as before it.
 Under each table, colgen again with `fairness: true` (stage 1: the largest share of demand
 every model can get, by the share search of solvers/colgen/fair_share.py; stage 2:
-throughput keeping it); its bound ignores the fair share.
+throughput keeping it), and `colgen-max-share-mip`, colgen with stage 1 as it was before the
+share search (the max-share master's MIP alone, half the time limit); the plans' bound
+ignores the fair share, the fair share has its own.
 
     .venv/bin/python bench/bench_throughput.py             # all sizes (about 15 minutes)
     .venv/bin/python bench/bench_throughput.py --sizes 200 # one size
@@ -34,9 +36,14 @@ from bench_packing import SIZES, cli, colgen_phases, make_solver, run_guarded  #
 
 BUDGETS_USD_PER_HOUR = {50: (55.0, 85.0), 200: (740.0, 1140.0), 1000: (4100.0, 6340.0)}
 SOLVERS = ["colgen", "colgen-no-dive", "greedy-pack", "best-single-type", "one-per-gpu"]
+FAIRNESS_SOLVERS = ["colgen", "colgen-max-share-mip"]  # the second: stage 1 as before the share search
 
 
 def make(name: str):
+    if name == "colgen-max-share-mip":  # fairness, stage 1 as before the share search
+        from solvers.colgen.solver import ColumnGeneration
+
+        return ColumnGeneration(share_search=False)
     if name == "colgen-no-dive":
         from solvers.colgen.solver import ColumnGeneration
 
@@ -64,10 +71,12 @@ def bench(sizes: list[int], seed: int) -> dict:
                 rows.append(run_guarded(file, name, limit, seed, wall_cap_s=3 * limit + 30,
                                         prepare=with_budget(budget), make=make))
                 print(f"    {rows[-1]}", file=sys.stderr, flush=True)
-            print(f"[{file} ${budget:g}/h] colgen with fairness (limit {limit:g} s) ...", file=sys.stderr, flush=True)
-            fair = run_guarded(file, "colgen", limit, seed, wall_cap_s=3 * limit + 30,
-                               prepare=with_budget(budget, fairness=True), make=make)
-            print(f"    {fair}", file=sys.stderr, flush=True)
+            fair = {}
+            for name in FAIRNESS_SOLVERS:
+                print(f"[{file} ${budget:g}/h] {name} with fairness (limit {limit:g} s) ...", file=sys.stderr, flush=True)
+                fair[name] = run_guarded(file, name, limit, seed, wall_cap_s=3 * limit + 30,
+                                         prepare=with_budget(budget, fairness=True), make=make)
+                print(f"    {fair[name]}", file=sys.stderr, flush=True)
             colgen = rows[0].get("value")
             ratios = {row["solver"]: round(colgen / row["value"], 4) for row in rows[1:]
                       if colgen and row.get("value")}
@@ -101,18 +110,26 @@ def render_markdown(data: dict) -> str:
                    if row.get("value") is None and (row.get("message") or row.get("error"))]
         if no_plan:
             lines += ["", "without a plan: " + " | ".join(no_plan)]
-        fair = inst.get("fairness")
-        if fair:
-            stats = fair.get("stats", {})
-            served = "no plan" if fair.get("value") is None else f"serves {fair['value']:,.1f}"
-            lines += ["", f"colgen with `fairness: true`: {fair['status']}, {fair['wall_s']} s, {served}, every model at "
-                          f"least {stats.get('fair_share', float('nan')):.1%} of its demand (stage 1, the share search: "
-                          f"{stats.get('fair_attempts', '')} min_cost plan(s); proven: no plan within the budget gives "
-                          f"every model more than {stats.get('fair_share_bound', float('nan')):.1%}), spent "
-                          f"${fair.get('cost_usd_per_hour') or 0:,.2f}/h, verified {fair.get('verified')}; "
-                          f"stage 2's dive {stats.get('dive_value', '')}, its MIP {stats.get('mip_value', '')}"]
+        fair = inst.get("fairness") or {}
+        if "status" in fair:  # a report from before the max-share baseline: colgen's run alone
+            fair = {"colgen": fair}
+        for name, run in fair.items():
+            lines += ["", _fairness_line(name, run)]
         lines += colgen_phases(inst["results"][0]) + [""]
     return "\n".join(lines) + "\n"
+
+
+def _fairness_line(name: str, run: dict) -> str:
+    """One fairness run: the smallest share (and its proven bound), served, spend, status."""
+    stats = run.get("stats", {})
+    served = "no plan" if run.get("value") is None else f"serves {run['value']:,.1f}"
+    how = ("the share search: " f"{stats.get('fair_attempts', '')} min_cost plan(s)" if name == "colgen"
+           else "the max-share master's MIP alone, as before the share search")
+    return (f"{name} with `fairness: true`: {run['status']}, {run['wall_s']} s, {served}, every model at least "
+            f"{stats.get('fair_share', float('nan')):.1%} of its demand (stage 1, {how}; proven: no plan within the "
+            f"budget gives every model more than {stats.get('fair_share_bound', float('nan')):.1%}), spent "
+            f"${run.get('cost_usd_per_hour') or 0:,.2f}/h, verified {run.get('verified')}; stage 2's dive "
+            f"{stats.get('dive_value', '')}, its MIP {stats.get('mip_value', '')}")
 
 
 def main() -> None:

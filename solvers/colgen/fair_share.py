@@ -215,11 +215,15 @@ def trim_to_budget(problem: PlacementProblem, plan: tuple[PatternCount, ...],
 def fairness_stage_one(solver, problem, index, settings, start, progress):
     """Fairness, stage 1 of colgen (`solver`, a solvers.colgen.solver.ColumnGeneration, whose
     phases it runs): a plan within the budget that serves every model the largest share of
-    its demand found, or None. Candidates: the
-    max-share master's MIP (small masters only) and the share search's plan; the larger
-    smallest share wins."""
+    its demand found, or None. Candidates: the max-share master's MIP (up to
+    FAIR_MIP_MAX_MODELS models) and the share search's plan; the larger smallest share wins.
+    Without `solver.share_search`: the max-share MIP alone, with half the time limit (what
+    stage 1 was before the search)."""
     limit = settings.time_limit_s
     solver._report("fairness: the largest share of demand every model can get")
+    if not solver.share_search:
+        alone, _, _ = solver._stage(problem, index, settings, start, 0.5 * limit, None, progress, maximize_share=True)
+        return alone
     candidates, top, patterns = [], 1.0, []
     if len(index.models) <= FAIR_MIP_MAX_MODELS:
         by_mip, _, _ = solver._stage(problem, index, settings, time.perf_counter(), FAIR_MAX_SHARE_SHARE * limit,

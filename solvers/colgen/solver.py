@@ -116,11 +116,14 @@ class ColumnGeneration:
     description = "column generation over GPU patterns: sharing, TP groups, proven bound"
     patterns_seen: tuple = ()  # after a solve: every pattern it generated, in the order found
 
-    def __init__(self, dive: DiveSettings | None = None, pool_mip: bool = True):
+    def __init__(self, dive: DiveSettings | None = None, pool_mip: bool = True, share_search: bool = True):
         """`dive`: these dive settings whatever `dive_settings` says (bench/bench_dive_rules.py);
-        `pool_mip=False`: no pool MIP whatever `pool_mip_nodes` says (bench/bench_pool_mip.py)."""
+        `pool_mip=False`: no pool MIP whatever `pool_mip_nodes` says (bench/bench_pool_mip.py);
+        `share_search=False` (fairness): stage 1 is the max-share master's MIP alone, at every
+        size, as before the share search (bench/bench_throughput.py's baseline for it)."""
         self.dive = dive
         self.pool_mip = pool_mip
+        self.share_search = share_search
         self._report = lambda text: None  # settings.report during a solve (progress lines)
 
     def solve(self, problem: PlacementProblem, settings: SolveSettings) -> SolveResult:
@@ -244,7 +247,8 @@ class ColumnGeneration:
         large = len(master.columns) > MIP_POLISH_MAX_COLUMNS
         # (fairness, stage 1: on small masters only, where it is one candidate of the share
         # search's: on large ones it stopped on the clock at every benchmark size)
-        if not (large and (maximize_share or (incumbent is not None and (master.min_cost or dived_throughput)))):
+        mip_for_share = maximize_share and self.share_search
+        if not (large and (mip_for_share or (incumbent is not None and (master.min_cost or dived_throughput)))):
             self._report(f"integer master over {len(master.columns):,} patterns")
             # max_throughput: from the best plan before its dive (see _throughput_dive)
             start_plan = incumbent if master.min_cost else self._best(problem, before_throughput_dive)
