@@ -212,3 +212,18 @@ def test_fairness_on_fleet_200x512_is_deterministic_and_fairer_than_the_max_shar
     assert fair_share_of(problem, planned_capacity_rps(problem, first.patterns)) >= share - 1e-3  # stats: 3 decimals
     assert share <= first.stats["fair_share_bound"] < 0.75  # proven: no plan gives every model 75%
     assert patterns_cost(problem, first.patterns) <= 740.0 + 1e-6
+
+
+def test_share_search_is_never_below_the_max_share_mip_on_small_instances():
+    """Up to FAIR_MIP_MAX_MODELS models stage 1 keeps the max-share MIP as a candidate, so
+    its share is at least that of the MIP alone (ColumnGeneration(share_search=False), the
+    benchmark's baseline); both plans keep the budget."""
+    for seed in range(3):
+        scenario = small_scenario(seed, "max_throughput", fairness=True, n_models=5, n_types=2)
+        problem = build_problem(scenario)
+        searched = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
+        alone = ColumnGeneration(share_search=False).solve(problem, SolveSettings(time_limit_s=10.0))
+        assert alone.stats["fair_attempts"] == 0
+        for result in (searched, alone):
+            assert patterns_cost(problem, result.patterns) <= problem.budget_usd_per_hour + 1e-6
+        assert searched.stats["fair_share"] >= alone.stats["fair_share"] - 1e-3, seed
