@@ -227,3 +227,22 @@ def test_share_search_is_never_below_the_max_share_mip_on_small_instances():
         for result in (searched, alone):
             assert patterns_cost(problem, result.patterns) <= problem.budget_usd_per_hour + 1e-6
         assert searched.stats["fair_share"] >= alone.stats["fair_share"] - 1e-3, seed
+
+
+def test_search_backs_off_where_every_model_needs_a_gpu_whatever_its_share():
+    """Generated 30 models (mixed: LLMs that need a whole GPU each) at $111.39/h, 40% of their
+    min_cost plan: the LP's share with room for the overshoot is 0, and the plan at 9.1% cost
+    $115.63, trimmed to 0. The search then aims at a quarter of what the LP alone fits: a
+    positive share for every model, within the budget."""
+    from planner.generate import generate_scenario
+    from planner.scenario import Scenario
+
+    raw = generate_scenario(30, 60, 3, 3, objective="min_cost", mix="mixed", interference=True)
+    scenario = Scenario.model_validate(raw).model_copy(
+        update={"objective": "max_throughput", "budget_usd_per_hour": 111.39, "fairness": True})
+    problem = build_problem(scenario)
+    result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
+    share = fair_share_of(problem, planned_capacity_rps(problem, result.patterns))
+    assert 0.0 < share <= result.stats["fair_share_bound"]
+    assert patterns_cost(problem, result.patterns) <= 111.39 + 1e-6
+    assert verify_plan(scenario, extract_plan(problem, result)) == []
