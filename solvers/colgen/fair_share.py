@@ -39,7 +39,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from planner.problem import PatternCount, PlacementProblem, pattern_cost, pattern_member_rates
+from planner.problem import (PatternCount, PlacementProblem, pattern_cost, pattern_member_rates, patterns_cost,
+                             planned_capacity_rps)
 from solvers.colgen.columns import Index
 from solvers.colgen.master import Master, presence_lower_bounds
 from solvers.colgen.pricing import singleton_columns
@@ -187,13 +188,10 @@ def trim_to_budget(problem: PlacementProblem, plan: tuple[PatternCount, ...],
     counts = {pc.pattern: pc.count for pc in plan}
     price = {p: pattern_cost(problem, p) for p in counts}
     demand = {m.name: m.demand_rps for m in problem.demanded_models}
-    cover = dict.fromkeys(demand, 0.0)
+    cover = planned_capacity_rps(problem, plan)
     rates = {p: [(m.model, r) for m, r in zip(p.members, pattern_member_rates(problem, p)) if m.model in demand]
              for p in counts}
-    for p, n in counts.items():
-        for model, r in rates[p]:
-            cover[model] += r * n
-    cost = sum(pattern_cost(problem, p) * n for p, n in counts.items())
+    cost = patterns_cost(problem, plan)
     order = sorted(counts)  # a fixed order: ties break the same way every run
     while cost > budget_usd_per_hour + 1e-9:
         best, best_key = None, None

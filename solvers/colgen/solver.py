@@ -513,10 +513,9 @@ class ColumnGeneration:
             if not patterns or not self._feasible(problem, patterns):
                 continue
             value, served = self._evaluate(problem, patterns)
-            shares = [served[m.name] / m.demand_rps for m in problem.demanded_models]
             if maximize_share:
-                value = min(shares)
-            elif fair_share is not None and min(shares) < fair_share - 1e-9:
+                value = fair_share_of(problem, served)
+            elif fair_share is not None and fair_share_of(problem, served) < fair_share - 1e-9:
                 continue
             better = best_value is None or (value < best_value - 1e-9 if problem.objective == "min_cost" else value > best_value + 1e-9)
             if better:
