@@ -19,10 +19,11 @@ from planner.problem import PatternCount, SolveSettings, SolveStatus, build_prob
 from planner.scenario import load_scenario
 from planner.verify import verify_plan
 from solvers.colgen.columns import Index
-from solvers.colgen.fair_share import (FloorsLp, fair_share_of, fair_share_upper_bound, floors_problem,
-                                       largest_share_within, trim_to_budget)
+from solvers.colgen.fair_share import (PLAN_SHARE_TOLERANCE, FloorsLp, fair_share_of, fair_share_upper_bound,
+                                       floors_problem, inside_bracket, largest_share_within, trim_to_budget)
 from solvers.colgen.pricing import singleton_columns
 from solvers.colgen.progress import Progress
+from solvers.colgen.rules import FAIR_MAX_PLANS, fair_share_plans
 from solvers.colgen.solver import ColumnGeneration
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,4 +246,38 @@ def test_search_backs_off_where_every_model_needs_a_gpu_whatever_its_share():
     share = fair_share_of(problem, planned_capacity_rps(problem, result.patterns))
     assert 0.0 < share <= result.stats["fair_share_bound"]
     assert patterns_cost(problem, result.patterns) <= 111.39 + 1e-6
+    assert verify_plan(scenario, extract_plan(problem, result)) == []
+
+
+def test_next_plan_aims_inside_the_bracket_of_plans_made():
+    tol = PLAN_SHARE_TOLERANCE
+    assert inside_bracket(0.4, 0.0, math.inf) == 0.4  # nothing planned yet: as the LP aims
+    assert inside_bracket(0.3, 0.0, 0.5) == 0.3  # below a plan over the budget, none fit yet
+    assert inside_bracket(0.37, 0.35, 0.4) == 0.37  # inside, with room at both ends
+    assert inside_bracket(0.45, 0.35, 0.4) == pytest.approx(0.375)  # aimed past a plan over the budget: the middle
+    assert inside_bracket(0.35 + tol / 2, 0.35, 0.4) == pytest.approx(0.375)  # too close to a plan that fit
+    assert inside_bracket(0.36, 0.35, 0.35 + 1.5 * tol) is None  # nothing left between them
+    assert inside_bracket(0.34, 0.35, math.inf) is None  # a plan fit and the LP aims no higher
+
+
+@pytest.mark.parametrize("models, limit_s, plans", [(50, 10.0, 2), (50, 60.0, 4), (200, 10.0, 2), (200, 60.0, 4),
+                                                    (1000, 60.0, 2), (1000, 30.0, 1), (20, 600.0, FAIR_MAX_PLANS)])
+def test_fair_share_plans_grow_with_the_time_limit(models, limit_s, plans):
+    assert fair_share_plans(models, limit_s) == plans
+
+
+def test_more_plans_raise_the_fair_share_on_fleet_50x64():
+    """fleet-50x64 at $55/h with the CLI's 60 s: the first plan (46% of every model's demand)
+    costs $61.93/h, and two plans ended at 24.5% (the second, at 38%, cost $56.41/h and was
+    trimmed). With a plan aimed at the overshoot in dollars and plans inside the bracket of
+    those made, at least 33% for every model, within the budget, on work limits only."""
+    scenario = load_scenario(ROOT / "scenarios" / "fleet-50x64.yaml")
+    scenario = scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": 55.0, "fairness": True})
+    problem = build_problem(scenario)
+    result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=60.0))
+    assert result.stats["fair_attempts"] >= 3
+    assert result.status is SolveStatus.FEASIBLE
+    share = fair_share_of(problem, planned_capacity_rps(problem, result.patterns))
+    assert 0.33 <= share <= result.stats["fair_share_bound"]
+    assert patterns_cost(problem, result.patterns) <= 55.0 + 1e-6
     assert verify_plan(scenario, extract_plan(problem, result)) == []

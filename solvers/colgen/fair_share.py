@@ -6,16 +6,19 @@ demand scaled by z, no budget: `floors_problem`); z is fair when F(z)'s plan cos
 the budget B. Its cost grows with z, so the search is one-dimensional:
 1. `FloorsLp`: the min_cost master LP of F(z) (demand and presence rows moved to z, the
    columns kept between calls, column generation from where the last z left it), C_LP(z);
-2. `largest_share_within`: the largest z with C_LP(z) <= B / (1 + g), g how much dearer than
-   its LP the integer plan comes out (INITIAL_OVERSHOOT at first), by regula falsi with the
-   Illinois step, bracketed, from z = 1 (up to FAIR_MIP_MAX_MODELS models from the
-   max-share master's LP share: an estimate, its pricing is heuristic);
+2. `largest_share_within`: the largest z with C_LP(z) <= B / (1 + g) for the first plan (g
+   = INITIAL_OVERSHOOT, how much dearer than its LP an integer plan comes out), then
+   C_LP(z) <= B - overshoot, the dollars the last plan cost over its LP (per-model rounding:
+   about the same whatever the share), by regula falsi with the Illinois step, bracketed,
+   from z = 1 (up to FAIR_MIP_MAX_MODELS models from the max-share master's LP share: an
+   estimate, its pricing is heuristic);
 3. the integer plan of F(z) by colgen's min_cost phases (solvers.colgen.solver); when it
    costs more than B, `trim_to_budget` takes GPUs out of it, those whose members keep the
-   largest smallest share first, until it fits; where the time limit allows a second plan
-   (solvers.colgen.rules.fair_share_plans), g becomes the overshoot the first measured and
-   steps 2-3 run again, and the larger smallest share of the two wins. Where the inventory
-   cannot serve a share, the next plan aims below it.
+   largest smallest share first, until it fits. Where the time limit allows more plans
+   (solvers.colgen.rules.fair_share_plans), steps 2-3 run again, each aim kept inside the
+   bracket of the plans made (`inside_bracket`: above the largest share whose plan fit,
+   below the smallest whose plan did not, else the middle), and the largest smallest share
+   of all wins. Where the inventory cannot serve a share, the next plan aims below it.
 
 `fair_share_upper_bound` proves how far the share found can be from the best: above it the
 replica relaxation of F(z) costs more than the budget (fleet-200x512 at $740/h: 56.4% found,
@@ -53,6 +56,8 @@ SHARE_TOLERANCE = 0.002  # the LP search stops within this share of the target c
 LP_EVALUATIONS = 8  # LP solves (with column generation) per search
 SAFETY = 0.995  # aim the LP a little under the target: integer plans' costs move by steps
 FAIR_BACKOFF = 0.25  # where no share leaves room for the overshoot: this part of what the LP alone fits
+FAIR_PLAN_RESERVE = 0.5  # of its part of the time, kept for each plan still to come
+PLAN_SHARE_TOLERANCE = 0.005  # plans aimed closer than this to a share already planned tell little
 BOUND_EVALUATIONS = 6  # replica LPs for the proven upper bound on the fair share
 BOUND_SHARE_TOLERANCE = 0.005  # ... which stops when its bracket is this narrow (fleet-200x512 at $740/h: 4 LPs, 0.6184; at 0.002, 6 LPs, 0.6157)
 
@@ -241,9 +246,10 @@ def fairness_stage_one(solver, problem, index, settings, start, progress):
 def fair_share_search(solver, problem, settings, top, patterns, deadline, progress):
     """The plan of the largest share the search finds whose min_cost plan fits the budget
     (solvers.colgen.fair_share), or (): LP costs of the floors by column generation
-    (FAIR_LP_ITERATIONS pricing rounds a share after the first converges), then one or
-    two min_cost plans (`fair_share_plans`), the second aimed with the overshoot the first
-    measured. Work limits throughout; `deadline` is a guard, and reaching it says so."""
+    (FAIR_LP_ITERATIONS pricing rounds a share after the first converges), then up to
+    `fair_share_plans` min_cost plans, each after the first aimed with the overshoot the
+    last measured, inside the bracket of those made. Work limits throughout; `deadline` is
+    a guard, and reaching it says so."""
     budget = problem.budget_usd_per_hour
     pool: dict = {}
 
@@ -261,36 +267,67 @@ def fair_share_search(solver, problem, settings, top, patterns, deadline, progre
     solver._add(floors.master, floors.top, floors.index, pool, patterns)
     plans = fair_share_plans(len(floors.index.models), settings.time_limit_s)
     nominal_s = FAIR_STAGE_ONE_SHARE * settings.time_limit_s / plans  # each plan's time limit, for its rules
-    overshoot, found = INITIAL_OVERSHOOT, []
+    overshoot_usd, found = None, []  # how much dearer than its LP the last plan came out ($/h)
+    fits, over = 0.0, math.inf  # the largest share whose plan fit the budget, the smallest whose plan did not
     for attempt in range(plans):
-        target = sys.float_info.max if budget is None else SAFETY * budget / (1 + overshoot)  # no budget: the inventory
+        if budget is None:  # no budget: the inventory
+            target = sys.float_info.max
+        elif overshoot_usd is None:
+            target = SAFETY * budget / (1 + INITIAL_OVERSHOOT)
+        else:
+            target = SAFETY * budget - overshoot_usd
         share = largest_share_within(floors.cost, target, top).share
-        if share <= 0 and budget is not None:
+        if share <= 0 and budget is not None and fits == 0:
             # no share leaves room for the overshoot g: where costs are mostly a GPU for every
             # model whatever its share, g of the whole cost is more than a small share adds.
             # Aim at a part of the share the LP alone fits (generated 30 models, mixed, at 40%
             # of their min_cost plan: 9.1% cost $115.63 over $111.39, trimmed to 0; 1% costs $106.86)
             share = FAIR_BACKOFF * largest_share_within(floors.cost, SAFETY * budget, top).share
-        if share <= 0:
+        share = inside_bracket(share, fits, over)
+        if share is None or share <= 0:
             break
         solver._report(f"fairness: {share:.1%} of every model's demand (LP at ${floors.cost(share):,.2f}/h)")
         if time.perf_counter() >= deadline:
             progress.hit_time_limit = True
             break
-        plan = fair_share_plan(solver, problem, settings, share, nominal_s, deadline, progress)
+        # a plan may run past its part of the time, but leaves each plan after it half of its part
+        plan_deadline = deadline - FAIR_PLAN_RESERVE * nominal_s * (plans - attempt - 1)
+        plan = fair_share_plan(solver, problem, settings, share, nominal_s, plan_deadline, progress)
         progress.fair_attempts = attempt + 1
-        top = share if plan else 0.9 * share  # no plan: the inventory did not serve it
-        if not plan:
+        if not plan:  # the inventory did not serve it
+            top, over = 0.9 * share, min(over, share)
             continue
         cost = solver._evaluate(floors_problem(problem, share), plan)[0]
         solver._report(f"fairness: the plan of {share:.1%} costs ${cost:,.2f}/h")
-        if budget is None or cost <= budget + 1e-9:
+        if budget is None:
             found.append(plan)
             break
-        # over the budget: its GPUs trimmed is one candidate; the next plan aims lower
-        found.append(trim_to_budget(problem, plan, budget))
-        overshoot = max(overshoot, cost / floors.cost(share) - 1)
+        # the next plan aims with the overshoot this one measured, inside the bracket
+        overshoot_usd = max(cost - floors.cost(share), 0.0)
+        if cost <= budget + 1e-9:
+            found.append(plan)
+            fits = max(fits, share)
+        else:  # over the budget: its GPUs trimmed is one candidate; the next plan aims lower
+            found.append(trim_to_budget(problem, plan, budget))
+            over = min(over, share)
     return solver._best(problem, found, maximize_share=True) or ()
+
+
+def inside_bracket(share: float, fits: float, over: float) -> float | None:
+    """The share the next plan aims at: `share` where it lies inside (fits, over) with
+    PLAN_SHARE_TOLERANCE to spare at either end, else the bracket's middle; None when the
+    bracket is narrower than twice that (no plan between would tell more). `fits`: the
+    largest share whose plan fit the budget (0: none yet); `over`: the smallest whose plan
+    did not (inf: none yet)."""
+    if over - fits < 2 * PLAN_SHARE_TOLERANCE:
+        return None
+    if fits + PLAN_SHARE_TOLERANCE <= share <= over - PLAN_SHARE_TOLERANCE:
+        return share
+    if fits == 0 and share < over - PLAN_SHARE_TOLERANCE:  # below every plan tried, none fit yet: as aimed
+        return share
+    if math.isinf(over):  # a plan fit, and with its overshoot the LP aims no higher
+        return None
+    return 0.5 * (fits + over)
 
 
 def fair_share_plan(solver, problem, settings, fair_share, limit_s, deadline, progress):
@@ -300,7 +337,7 @@ def fair_share_plan(solver, problem, settings, fair_share, limit_s, deadline, pr
     floors = floors_problem(problem, fair_share)
     inner = Progress()
     solver._report(f"fairness: {len(floors.demanded_models)} models' fair share of {fair_share:.1%} at least cost")
-    guard_s = max(min(limit_s, deadline - time.perf_counter()), 1e-3)
+    guard_s = max(deadline - time.perf_counter(), 1e-3)  # work limits first; the deadline (stage 1's, less what later plans keep) guards
     best, _, _ = solver._stage(floors, Index.of(floors), replace(settings, time_limit_s=limit_s),
                                time.perf_counter(), guard_s, None, inner)
     progress.hit_time_limit = progress.hit_time_limit or inner.hit_time_limit

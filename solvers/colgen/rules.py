@@ -87,6 +87,8 @@ FAIR_LP_ITERATIONS = 5
 # A second min_cost plan, aimed with the overshoot the first one measured, where the first
 # costs more than the budget and the time limit gives FAIR_SECOND_PLAN_S_PER_MODEL a model
 FAIR_SECOND_PLAN_S_PER_MODEL = 0.05
+FAIR_MAX_PLANS = 6
+FAIR_PLAN_MIN_S = 10.0  # a 50-model plan of the floors: 4-10 s of work (integer master and polish)
 DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 models) comes after
 DIVE_FILLS_PER_CYCLE = 8
 BOUND_RESERVE_SHARE = 0.05  # of the time limit, kept from the integer master for the bound
@@ -146,5 +148,10 @@ def dive_portfolio(models: int, time_limit_s: float) -> list[DiveSettings]:
 
 
 def fair_share_plans(models: int, time_limit_s: float) -> int:
-    """How many min_cost plans the fair-share search may make (solvers.colgen.fair_share)."""
-    return 2 if time_limit_s >= FAIR_SECOND_PLAN_S_PER_MODEL * models else 1
+    """How many min_cost plans the fair-share search may make (solvers.colgen.fair_share):
+    two where the time limit gives FAIR_SECOND_PLAN_S_PER_MODEL a model, more (up to
+    FAIR_MAX_PLANS) where stage 1 gives each FAIR_PLAN_MIN_S and DISJOINT_DIVE_S_PER_MODEL a
+    model (so each plan's rules still pick the disjoint dive from 100 models)."""
+    base = 2 if time_limit_s >= FAIR_SECOND_PLAN_S_PER_MODEL * models else 1
+    more = int(FAIR_STAGE_ONE_SHARE * time_limit_s / max(FAIR_PLAN_MIN_S, DISJOINT_DIVE_S_PER_MODEL * models))
+    return max(base, min(FAIR_MAX_PLANS, more))
