@@ -281,3 +281,34 @@ def test_more_plans_raise_the_fair_share_on_fleet_50x64():
     assert 0.33 <= share <= result.stats["fair_share_bound"]
     assert patterns_cost(problem, result.patterns) <= 55.0 + 1e-6
     assert verify_plan(scenario, extract_plan(problem, result)) == []
+
+
+def test_repair_mixes_the_plans_patterns_and_singletons_anew_within_the_budget():
+    """fleet-50x64 at $55/h: the plan of 36.5% of every model's demand costs about a dollar
+    over the budget; taking GPUs out (the trim) leaves some model under 25%, while the
+    max-share MIP over the plan's patterns and every singleton, started from the trim,
+    keeps every model above 33%, within the budget."""
+    import time
+
+    from solvers.colgen.fair_share import fair_share_plan, repair_share
+
+    scenario = load_scenario(ROOT / "scenarios" / "fleet-50x64.yaml")
+    scenario = scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": 55.0, "fairness": True})
+    problem = build_problem(scenario)
+    solver = ColumnGeneration()
+    plan = fair_share_plan(solver, problem, SolveSettings(), 0.365, 4.0, time.perf_counter() + 120.0, Progress())
+    assert patterns_cost(problem, plan) > 55.0  # over the budget: what the repair is for
+    trimmed = trim_to_budget(problem, plan, 55.0)
+    repaired = repair_share(solver, problem, plan, trimmed, 300, time.perf_counter() + 120.0)
+    trimmed_share = fair_share_of(problem, planned_capacity_rps(problem, trimmed))
+    repaired_share = fair_share_of(problem, planned_capacity_rps(problem, repaired))
+    assert trimmed_share < 0.25 and repaired_share >= 0.33
+    assert patterns_cost(problem, repaired) <= 55.0 + 1e-6
+    assert verify_plan(scenario, extract_plan(problem, _as_result(repaired))) == []
+
+
+def _as_result(patterns: tuple[PatternCount, ...]):
+    """A max_throughput result holding `patterns`, for extract_plan."""
+    from planner.problem import SolveResult
+
+    return SolveResult("repair", SolveStatus.FEASIBLE, "max_throughput", 0.0, math.inf, patterns, {}, 0.0)

@@ -49,7 +49,7 @@ from solvers.colgen.master import Master, presence_lower_bounds
 from solvers.colgen.pricing import singleton_columns
 from solvers.colgen.progress import Progress
 from solvers.colgen.rules import (FAIR_LP_ITERATIONS, FAIR_MAX_SHARE_SHARE, FAIR_MIP_MAX_MODELS, FAIR_STAGE_ONE_SHARE,
-                                  fair_share_plans)
+                                  fair_repair_nodes, fair_share_plans)
 
 INITIAL_OVERSHOOT = 0.04  # min_cost plans over their LP: 2.8% at 200 models, 4.4% at 1,000 (reports/packing_bench.md)
 SHARE_TOLERANCE = 0.002  # the LP search stops within this share of the target cost
@@ -57,6 +57,7 @@ LP_EVALUATIONS = 8  # LP solves (with column generation) per search
 SAFETY = 0.995  # aim the LP a little under the target: integer plans' costs move by steps
 FAIR_BACKOFF = 0.25  # where no share leaves room for the overshoot: this part of what the LP alone fits
 FAIR_PLAN_RESERVE = 0.5  # of its part of the time, kept for each plan still to come
+FAIR_REPAIR_RESERVE = 0.15  # of a plan's part of the time, kept for its repair (0.2-0.8 s at 50 models)
 PLAN_SHARE_TOLERANCE = 0.005  # plans aimed closer than this to a share already planned tell little
 BOUND_EVALUATIONS = 6  # replica LPs for the proven upper bound on the fair share
 BOUND_SHARE_TOLERANCE = 0.005  # ... which stops when its bracket is this narrow (fleet-200x512 at $740/h: 4 LPs, 0.6184; at 0.002, 6 LPs, 0.6157)
@@ -290,9 +291,12 @@ def fair_share_search(solver, problem, settings, top, patterns, deadline, progre
         if time.perf_counter() >= deadline:
             progress.hit_time_limit = True
             break
-        # a plan may run past its part of the time, but leaves each plan after it half of its part
+        # a plan may run past its part of the time, but leaves each plan after it half of its
+        # part, and its repair a little
         plan_deadline = deadline - FAIR_PLAN_RESERVE * nominal_s * (plans - attempt - 1)
-        plan = fair_share_plan(solver, problem, settings, share, nominal_s, plan_deadline, progress)
+        repair_nodes = fair_repair_nodes(len(floors.index.models), nominal_s)
+        plan = fair_share_plan(solver, problem, settings, share, nominal_s,
+                               plan_deadline - (FAIR_REPAIR_RESERVE * nominal_s if repair_nodes else 0.0), progress)
         progress.fair_attempts = attempt + 1
         if not plan:  # the inventory did not serve it
             top, over = 0.9 * share, min(over, share)
@@ -310,7 +314,27 @@ def fair_share_search(solver, problem, settings, top, patterns, deadline, progre
         else:  # over the budget: its GPUs trimmed is one candidate; the next plan aims lower
             found.append(trim_to_budget(problem, plan, budget))
             over = min(over, share)
+        if repair_nodes:  # and the plan's patterns and singletons mixed anew for the largest smallest share
+            repaired = repair_share(solver, problem, plan, found[-1], repair_nodes, plan_deadline)
+            found += [repaired] if repaired else []
     return solver._best(problem, found, maximize_share=True) or ()
+
+
+def repair_share(solver, problem, plan, start, nodes: int, deadline: float):
+    """The largest smallest share of demand within the budget over `plan`'s patterns and
+    every singleton (a model alone on a GPU or TP group), each pattern as often as wanted:
+    HiGHS's MIP over the max-share master, `nodes` nodes, from `start` (`plan` trimmed to
+    the budget, or `plan` where it fits); () when it finds nothing. A plan over the budget
+    by a dollar lost half its smallest share to the trim (fleet-50x64 at $55/h: the plan of
+    36.5% cost $56.11/h, trimmed 18.1%, repaired 36.1%; at $85/h, 82.2% at $88.49/h: trimmed
+    55.6%, repaired 73.5%, 0.2-0.8 s)."""
+    index = Index.of(problem)
+    master = Master(problem, index, maximize_share=True)
+    solver._add(master, problem, index, {}, singleton_columns(problem, index))
+    solver._add(master, problem, index, {}, [pc.pattern for pc in plan])
+    start_counts = solver._start_vector(master, start)
+    counts, _, _ = master.solve_mip(max(0.05, deadline - time.perf_counter()), 0, start_counts, max_nodes=nodes)
+    return solver._patterns(master, counts) if counts is not None else ()
 
 
 def inside_bracket(share: float, fits: float, over: float) -> float | None:

@@ -88,6 +88,14 @@ FAIR_LP_ITERATIONS = 5
 # costs more than the budget and the time limit gives FAIR_SECOND_PLAN_S_PER_MODEL a model
 FAIR_SECOND_PLAN_S_PER_MODEL = 0.05
 FAIR_MAX_PLANS = 6
+# The share repair (a MIP over the plan's patterns and the singletons for the largest smallest
+# share, from the trimmed plan), up to FAIR_REPAIR_MAX_MODELS models where a plan's part of the
+# time gives FAIR_REPAIR_S_PER_MODEL a model: 0.2-0.8 s at 50 models (fleet-50x64 at $55/h and
+# 10 s: 30.6% -> 32.1% for every model). At 200 models it took 8-10 s a plan (its root alone
+# 3.6 s) and did not raise the share (fleet-200x512 at $740 and $1,140/h, 60 s).
+FAIR_REPAIR_NODES = 300
+FAIR_REPAIR_MAX_MODELS = 100
+FAIR_REPAIR_S_PER_MODEL = 0.05
 FAIR_PLAN_MIN_S = 10.0  # a 50-model plan of the floors: 4-10 s of work (integer master and polish)
 DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 models) comes after
 DIVE_FILLS_PER_CYCLE = 8
@@ -145,6 +153,15 @@ def dive_portfolio(models: int, time_limit_s: float) -> list[DiveSettings]:
     if first is CAREFUL_DISJOINT_DIVE and time_limit_s >= PORTFOLIO_S_PER_MODEL * models:
         return [first, SECOND_DIVE]
     return [first]
+
+
+def fair_repair_nodes(models: int, plan_time_limit_s: float) -> int:
+    """Node limit of the share repair after each fair-share plan (solvers.colgen.fair_share.
+    repair_share; 0: none): up to FAIR_REPAIR_MAX_MODELS models, where the plan's part of the
+    time gives FAIR_REPAIR_S_PER_MODEL a model."""
+    if models > FAIR_REPAIR_MAX_MODELS or plan_time_limit_s < FAIR_REPAIR_S_PER_MODEL * models:
+        return 0
+    return FAIR_REPAIR_NODES
 
 
 def fair_share_plans(models: int, time_limit_s: float) -> int:
