@@ -18,10 +18,12 @@ the budget B. Its cost grows with z, so the search is one-dimensional:
    (solvers.colgen.rules.fair_share_plans), steps 2-3 run again, each aim kept inside the
    bracket of the plans made (`inside_bracket`: above the largest share whose plan fit,
    below the smallest whose plan did not, else the middle), and the largest smallest share
-   of all wins. Where the inventory cannot serve a share, the next plan aims below it.
+   of all wins. Up to FAIR_REPAIR_MAX_MODELS models each plan is also repaired
+   (`repair_share`: a max-share MIP over its patterns and every singleton, from its trimmed
+   self). Where the inventory cannot serve a share, the next plan aims below it.
 
 `fair_share_upper_bound` proves how far the share found can be from the best: above it the
-replica relaxation of F(z) costs more than the budget (fleet-200x512 at $740/h: 56.4% found,
+replica relaxation of F(z) costs more than the budget (fleet-200x512 at $740/h: 56.3% found,
 no plan gives every model more than 61.8%).
 
 Why not the max-share MIP or a dive on the max-share LP (what stage 1 did before): at every
@@ -315,25 +317,29 @@ def fair_share_search(solver, problem, settings, top, patterns, deadline, progre
             found.append(trim_to_budget(problem, plan, budget))
             over = min(over, share)
         if repair_nodes:  # and the plan's patterns and singletons mixed anew for the largest smallest share
-            repaired = repair_share(solver, problem, plan, found[-1], repair_nodes, plan_deadline)
+            repaired = repair_share(solver, problem, plan, found[-1], repair_nodes, plan_deadline, settings.seed,
+                                    progress)
             found += [repaired] if repaired else []
     return solver._best(problem, found, maximize_share=True) or ()
 
 
-def repair_share(solver, problem, plan, start, nodes: int, deadline: float):
+def repair_share(solver, problem, plan, start, nodes: int, deadline: float, seed: int = 0, progress=None):
     """The largest smallest share of demand within the budget over `plan`'s patterns and
     every singleton (a model alone on a GPU or TP group), each pattern as often as wanted:
     HiGHS's MIP over the max-share master, `nodes` nodes, from `start` (`plan` trimmed to
     the budget, or `plan` where it fits); () when it finds nothing. A plan over the budget
     by a dollar lost half its smallest share to the trim (fleet-50x64 at $55/h: the plan of
     36.5% cost $56.11/h, trimmed 18.1%, repaired 36.1%; at $85/h, 82.2% at $88.49/h: trimmed
-    55.6%, repaired 73.5%, 0.2-0.8 s)."""
+    55.6%, repaired 73.5%, 0.2-0.8 s). `deadline` guards the MIP; reaching it says so in
+    `progress`."""
     index = Index.of(problem)
     master = Master(problem, index, maximize_share=True)
     solver._add(master, problem, index, {}, singleton_columns(problem, index))
     solver._add(master, problem, index, {}, [pc.pattern for pc in plan])
     start_counts = solver._start_vector(master, start)
-    counts, _, _ = master.solve_mip(max(0.05, deadline - time.perf_counter()), 0, start_counts, max_nodes=nodes)
+    counts, _, _ = master.solve_mip(max(0.05, deadline - time.perf_counter()), seed, start_counts, max_nodes=nodes)
+    if master.mip_stopped_by_clock and progress is not None:  # not its node limit: the plan may depend on the clock
+        progress.hit_time_limit = True
     return solver._patterns(master, counts) if counts is not None else ()
 
 
