@@ -108,9 +108,10 @@ def test_search_reports_the_bracket_it_ends_with():
 
 @pytest.mark.parametrize("seed", range(12))
 def test_fair_share_bound_is_never_below_the_exact_fair_share(seed):
-    """The proven upper bound on the fair share (replica relaxation of the floors) is at
-    least enum-milp's optimal smallest share, on small instances with sharing, TP and
-    interference; and at least the share colgen's plan serves."""
+    """The proven upper bound on the fair share (replica relaxation of the floors, its LP, and
+    with the stronger tiers of best_cost_bound) is at least enum-milp's optimal smallest
+    share, on small instances with sharing, TP and interference; and at least the share
+    colgen's plan serves."""
     scenario = small_scenario(seed, "max_throughput", fairness=True, interference=seed % 2 == 1,
                               with_tp=seed % 3 == 0, n_models=2 + seed % 3, n_types=1 + seed % 2, max_batch=3)
     problem = build_problem(scenario)
@@ -120,6 +121,8 @@ def test_fair_share_bound_is_never_below_the_exact_fair_share(seed):
     optimum = fair_share_of(problem, exact.served_rps)
     bound = fair_share_upper_bound(problem, 0.0)
     assert bound >= optimum - 1e-6, (bound, optimum)
+    strong = fair_share_upper_bound(problem, 0.0, strong_evaluations=3)  # the replica MIP's tier
+    assert optimum - 1e-6 <= strong <= bound, (strong, optimum, bound)
     result = ColumnGeneration().solve(problem, SolveSettings(time_limit_s=10.0))
     assert result.stats["fair_share_bound"] >= result.stats["fair_share"] - 1e-6
 
@@ -312,3 +315,16 @@ def _as_result(patterns: tuple[PatternCount, ...]):
     from planner.problem import SolveResult
 
     return SolveResult("repair", SolveStatus.FEASIBLE, "max_throughput", 0.0, math.inf, patterns, {}, 0.0)
+
+
+def test_stronger_bound_tiers_lower_the_proven_fair_share_on_fleet_50x64():
+    """fleet-50x64 at $55/h (colgen's plan: 36.2% for every model): the replica LP proves no
+    plan within the budget gives every model more than 57.1%; three evaluations of
+    best_cost_bound (the replica relaxation's root with SLO classes and its LP with cycle
+    bands) prove 52.4%."""
+    scenario = load_scenario(ROOT / "scenarios" / "fleet-50x64.yaml")
+    scenario = scenario.model_copy(update={"objective": "max_throughput", "budget_usd_per_hour": 55.0, "fairness": True})
+    problem = build_problem(scenario)
+    lp_only = fair_share_upper_bound(problem, 0.36)
+    strong = fair_share_upper_bound(problem, 0.36, strong_evaluations=3)
+    assert 0.36 <= strong <= 0.54 < 0.56 <= lp_only

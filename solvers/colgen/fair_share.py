@@ -159,27 +159,70 @@ def largest_share_within(cost, target: float, top: float, evaluations: int = LP_
 
 
 def fair_share_upper_bound(problem: PlacementProblem, achieved: float, evaluations: int = BOUND_EVALUATIONS,
-                           time_limit_s: float = 30.0) -> float:
+                           time_limit_s: float = 30.0, strong_evaluations: int = 0) -> float:
     """A proven upper bound on the share of its demand every model can get within the
-    budget: a share z above which the replica relaxation (solvers.replica_relaxation, its LP)
-    of the floors F(z) costs more than the budget, or is infeasible. Every plan that serves
-    every model z of its demand is a plan of F(z) and maps to a point of that relaxation, and
-    that relaxation's cost is nondecreasing in z (for z1 < z2 every point of F(z2)'s maps to
-    one of F(z1)'s at the same cost: coverage capped at z1 D is at least z1 / z2 of coverage
-    capped at z2 D, and presence rows only loosen), so no plan within the budget serves
-    every model more. `achieved`: a share some plan within the budget serves (the search
-    starts there). `time_limit_s` guards each LP; one cut short (nan) ends the search with
-    the bracket it had, which only weakens the bound."""
+    budget: a share z at which a proven lower bound on the cost of the floors F(z) is over
+    the budget, or F(z) is infeasible. A plan that serves every model z' >= z of its demand
+    also serves z of it, so it is a plan of F(z) and costs at least that bound: no plan
+    within the budget serves every model z or more. The search runs on the replica
+    relaxation's LP (solvers.replica_relaxation), whose cost is nondecreasing in z (for
+    z1 < z2 every point of F(z2)'s maps to one of F(z1)'s at the same cost: coverage capped
+    at z1 D is at least z1 / z2 of coverage capped at z2 D, and presence rows only loosen).
+    `achieved`: a share some plan within the budget serves (the search starts there).
+    `time_limit_s` guards each LP; one cut short (nan) ends the search with the bracket it
+    had, which only weakens the bound.
+
+    With `strong_evaluations`, solvers.bounds.best_cost_bound (the replica relaxation's MIP
+    or its root, with SLO classes or cycle bands, on small and mid-size fleets) then moves
+    the bound down: the LP's cost plus the margin the stronger bound last added over it
+    aims each evaluation (`_strong_refinement`)."""
     from solvers.replica_relaxation import replica_cost_bound
 
     budget = problem.budget_usd_per_hour
     target = budget if budget is not None else sys.float_info.max
+    low = max(0.0, achieved)
 
-    def cost(share: float) -> float:
+    def lp_cost(share: float) -> float:
         return replica_cost_bound(floors_problem(problem, share), time_limit_s=time_limit_s).value
 
-    return largest_share_within(cost, target, 1.0, evaluations, tolerance=0.0, low=max(0.0, achieved),
-                                share_tolerance=BOUND_SHARE_TOLERANCE).above
+    above = largest_share_within(lp_cost, target, 1.0, evaluations, tolerance=0.0, low=low,
+                                 share_tolerance=BOUND_SHARE_TOLERANCE).above
+    if strong_evaluations > 0 and budget is not None:
+        above = _strong_refinement(problem, lp_cost, budget, low, above, strong_evaluations,
+                                   time.perf_counter() + time_limit_s)
+    return above
+
+
+def _strong_refinement(problem, lp_cost, budget: float, low: float, above: float, evaluations: int,
+                       deadline: float) -> float:
+    """A smaller share than `above` at which best_cost_bound of the floors is over the budget,
+    or `above`. The first evaluation, at `above`, measures the margin m the strong bound adds
+    over the LP; each next one aims at the smallest share whose LP cost is over budget - m
+    (the margin last measured), or at the middle of the bracket (a share the strong bound
+    left within the budget, one it proved over) where that aim falls outside it."""
+    from solvers.bounds import best_cost_bound, replica_tier
+
+    if replica_tier(problem) == "lp" or above - low <= BOUND_SHARE_TOLERANCE:
+        return above  # the strong bound is the LP: nothing to gain
+    share, within = above, low
+    for _ in range(evaluations):
+        if time.perf_counter() >= deadline:
+            break
+        strong = best_cost_bound(floors_problem(problem, share), time_limit_s=max(0.5, deadline - time.perf_counter()))
+        if math.isnan(strong):
+            break
+        if strong > budget:
+            above = share
+            margin = strong - lp_cost(share)
+            aim = largest_share_within(lp_cost, budget - margin, above, BOUND_EVALUATIONS, tolerance=0.0, low=low,
+                                       share_tolerance=BOUND_SHARE_TOLERANCE).above if margin > 0 else above
+        else:
+            within, aim = share, above
+        if above - within <= BOUND_SHARE_TOLERANCE:
+            break
+        inside = within + BOUND_SHARE_TOLERANCE <= aim <= above - BOUND_SHARE_TOLERANCE
+        share = aim if inside else 0.5 * (within + above)
+    return above
 
 
 def fair_share_of(problem: PlacementProblem, served: dict[str, float]) -> float:
@@ -367,7 +410,8 @@ def fair_share_plan(solver, problem, settings, fair_share, limit_s, deadline, pr
     floors = floors_problem(problem, fair_share)
     inner = Progress()
     solver._report(f"fairness: {len(floors.demanded_models)} models' fair share of {fair_share:.1%} at least cost")
-    guard_s = max(deadline - time.perf_counter(), 1e-3)  # work limits first; the deadline (stage 1's, less what later plans keep) guards
+    # work limits first; the deadline (stage 1's, less what later plans keep) only guards
+    guard_s = max(deadline - time.perf_counter(), 1e-3)
     best, _, _ = solver._stage(floors, Index.of(floors), replace(settings, time_limit_s=limit_s),
                                time.perf_counter(), guard_s, None, inner)
     progress.hit_time_limit = progress.hit_time_limit or inner.hit_time_limit

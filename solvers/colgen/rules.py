@@ -96,6 +96,13 @@ FAIR_MAX_PLANS = 6
 FAIR_REPAIR_NODES = 300
 FAIR_REPAIR_MAX_MODELS = 100
 FAIR_REPAIR_S_PER_MODEL = 0.05
+# The proven fair-share bound from the stronger tiers of solvers.bounds.best_cost_bound (the
+# replica relaxation's MIP or root), where the time limit gives FAIR_STRONG_BOUND_S_PER_MODEL
+# a model: 2-4 s an evaluation at 50 and 200 models. Measured on 2 cores (replica LP -> with
+# 3 evaluations): fleet-50x64 at $55/h 57.1% -> 52.4% (10 s), at $85/h 98.7% -> 96.8% (12 s);
+# fleet-200x512 at $740/h 61.8% -> 61.3% (9 s). At 1,000 models the stronger tier is the LP.
+FAIR_STRONG_BOUND_EVALUATIONS = 3
+FAIR_STRONG_BOUND_S_PER_MODEL = 0.3
 FAIR_PLAN_MIN_S = 10.0  # a 50-model plan of the floors: 4-10 s of work (integer master and polish)
 DIVE_DEADLINE_SHARE = 0.9  # of the time limit; the bound (about 1.5 s at 1,000 models) comes after
 DIVE_FILLS_PER_CYCLE = 8
@@ -162,6 +169,13 @@ def fair_repair_nodes(models: int, plan_time_limit_s: float) -> int:
     if models > FAIR_REPAIR_MAX_MODELS or plan_time_limit_s < FAIR_REPAIR_S_PER_MODEL * models:
         return 0
     return FAIR_REPAIR_NODES
+
+
+def fair_bound_strong_evaluations(models: int, time_limit_s: float) -> int:
+    """How many times the proven fair-share bound may ask solvers.bounds.best_cost_bound
+    (solvers.colgen.fair_share.fair_share_upper_bound; 0: the replica LP alone): where the
+    time limit gives FAIR_STRONG_BOUND_S_PER_MODEL a model."""
+    return FAIR_STRONG_BOUND_EVALUATIONS if time_limit_s >= FAIR_STRONG_BOUND_S_PER_MODEL * models else 0
 
 
 def fair_share_plans(models: int, time_limit_s: float) -> int:

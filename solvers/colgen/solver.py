@@ -56,7 +56,7 @@ from solvers.colgen.rules import (  # noqa: F401  (tests and benches read the ru
     PORTFOLIO_S_PER_MODEL, DIVE_RULES, MIP_POLISH_MAX_COLUMNS, DIVE_DEADLINE_SHARE, DIVE_FILLS_PER_CYCLE,
     BOUND_RESERVE_SHARE, BOUND_MIN_S, POLISH_MAX_MODELS, POLISH_ITERATIONS, POOL_MIP_MAX_COLUMNS,
     POOL_MIP_S_PER_MODEL, POOL_MIP_NODES_PER_S, TAIL_ITERATIONS, TAIL_TOLERANCE, dive_settings,
-    throughput_dive_settings, pool_mip_nodes, dive_portfolio,
+    throughput_dive_settings, pool_mip_nodes, dive_portfolio, fair_bound_strong_evaluations,
 )
 
 
@@ -153,8 +153,9 @@ class ColumnGeneration:
         if problem.fairness:  # after the plan: it does not change it (each LP guarded by the time left, 2 s at least)
             self._report("fairness: a proven upper bound on the fair share")
             guard_s = max(FAIR_BOUND_MIN_S, settings.time_limit_s - (time.perf_counter() - start))
-            progress.fair_share_bound = round(fair_share_upper_bound(problem, fair_share or 0.0,
-                                                                     time_limit_s=guard_s), 6)
+            strong = fair_bound_strong_evaluations(len(index.models), settings.time_limit_s)
+            progress.fair_share_bound = round(fair_share_upper_bound(problem, fair_share or 0.0, time_limit_s=guard_s,
+                                                                     strong_evaluations=strong), 6)
         return self._result(problem, settings, start, best, proven_bound, converged, progress, bound_job)
 
     def _stage(self, problem, index, settings, start, limit, warm, progress, fair_share=None, maximize_share=False,
