@@ -37,6 +37,7 @@ for its roundings in dollars, about 3-6% over its LP, and the search turns that 
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -182,6 +183,7 @@ def fair_share_upper_bound(problem: PlacementProblem, achieved: float, evaluatio
     target = budget if budget is not None else sys.float_info.max
     low = max(0.0, achieved)
 
+    @functools.cache  # the refinement asks again for shares the search solved
     def lp_cost(share: float) -> float:
         return replica_cost_bound(floors_problem(problem, share), time_limit_s=time_limit_s).value
 
@@ -203,7 +205,7 @@ def _strong_refinement(problem, lp_cost, budget: float, low: float, above: float
     from solvers.bounds import best_cost_bound, replica_tier
 
     if replica_tier(problem) == "lp" or above - low <= BOUND_SHARE_TOLERANCE:
-        return above  # the strong bound is the LP: nothing to gain
+        return above  # best_cost_bound would be the LP, or no share is left between
     share, within = above, low
     for _ in range(evaluations):
         if time.perf_counter() >= deadline:
